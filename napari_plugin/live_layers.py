@@ -1,0 +1,176 @@
+"""The live view's napari layers: camera image, tracked features, trajectories, pupil and lid.
+
+``LiveLayers.show`` is called on the Qt main thread at display rate with the newest frame and
+its ``FrameResult``; it only converts result fields to layer data (``layer_data``). The
+stabilized view moves every layer by the eye's motion through the layers' ``translate``
+(no pixel is resampled), so the overlays stay registered to the image they belong to.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tfll_live.tracking import FrameResult
+
+from .layer_data import (
+    displacement_colors,
+    eye_state_text,
+    lid_path,
+    points_yx,
+    pupil_ellipse,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+IMAGE = "TFLL camera"
+POINTS = "TFLL features"
+TRACKS = "TFLL tracks"
+ANATOMY = "TFLL pupil & lid"
+
+PUPIL_COLOR = np.array([0.2, 1.0, 0.2, 1.0])
+LID_COLOR = np.array([1.0, 0.9, 0.1, 1.0])
+OPEN_COLOR = (0.3, 1.0, 0.3, 1.0)
+BLINK_COLOR = (1.0, 0.55, 0.1, 1.0)
+
+
+def text_overlay(viewer: napari.Viewer) -> Any:
+    """Return the canvas text overlay (``viewer.canvas.overlays.text`` since napari 0.9)."""
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is not None and hasattr(canvas, "overlays"):
+        return canvas.overlays.text
+    return viewer.text_overlay  # napari < 0.9
+
+
+class LiveLayers:
+    """Creates the live layers on first use and updates them in place afterwards."""
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        self.viewer = viewer
+        self.dy_limit_px = 5.0  # colour scale of feature displacement, grows with the interval
+        self._interval: int | None = None
+        self._tracks_hidden = False  # hidden by us because empty, not by the user
+        self._overlay_ready = False
+
+    # -- layers, created lazily (and again if the user deleted one) ----------------------------
+    def _get(self, name: str) -> Any:
+        return self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401
+
+    def _image(self, frame: np.ndarray) -> Any:
+        layer = self._get(IMAGE)
+        rgb = frame.ndim == 3 and frame.shape[-1] in (3, 4)
+        if layer is not None and (layer.rgb != rgb or layer.data.ndim != frame.ndim):
+            self.viewer.layers.remove(layer)  # the camera changed between mono and colour
+            layer = None
+        if layer is None:
+            layer = self.viewer.add_image(frame, name=IMAGE, rgb=rgb)
+            for name in (TRACKS, ANATOMY, POINTS):  # overlays stay on top of the image
+                if name in self.viewer.layers:
+                    self.viewer.layers.move(self.viewer.layers.index(name), -1)
+        else:
+            if layer.data.dtype != frame.dtype and not rgb:
+                layer.reset_contrast_limits_range()
+            layer.data = frame
+        return layer
+
+    def _points(self) -> Any:
+        layer = self._get(POINTS)
+        if layer is None:
+            h = self._frame_height()
+            layer = self.viewer.add_points(
+                np.zeros((0, 2)), name=POINTS, size=max(4.0, h / 60.0), border_width=0.15,
+                border_color="black", face_color="white",
+            )
+        return layer
+
+    def _tracks(self, tracks: np.ndarray) -> Any:
+        layer = self._get(TRACKS)
+        if layer is None:
+            layer = self.viewer.add_tracks(
+                tracks, name=TRACKS, tail_width=1.5, tail_length=1, head_length=0,
+                colormap="turbo", blending="translucent",
+            )
+            self.viewer.layers.move(self.viewer.layers.index(TRACKS), -1)
+            if POINTS in self.viewer.layers:  # keep the features above their trajectories
+                self.viewer.layers.move(self.viewer.layers.index(POINTS), -1)
+        return layer
+
+    def _anatomy(self) -> Any:
+        layer = self._get(ANATOMY)
+        if layer is None:
+            layer = self.viewer.add_shapes(name=ANATOMY, edge_width=2.0, face_color="transparent",
+                                           blending="translucent")
+        return layer
+
+    def _frame_height(self) -> int:
+        img = self._get(IMAGE)
+        return 480 if img is None else int(img.data.shape[0])
+
+    # -- updates --------------------------------------------------------------------------------
+    def show(self, frame: np.ndarray, result: FrameResult, tracks: np.ndarray | None = None,
+             stabilized: bool = False) -> None:
+        """Draw ``frame`` with ``result``'s overlays; ``tracks`` are ``[id, t, y, x]`` rows."""
+        shift = (-result.eye_dy_px, -result.eye_dx_px) if stabilized else (0.0, 0.0)
+        image = self._image(frame)
+        image.translate = shift
+        self._show_points(result, shift)
+        self._show_anatomy(result, frame.shape[1], shift)
+        if tracks is not None:
+            self.show_tracks(tracks)
+        overlay = text_overlay(self.viewer)
+        if not self._overlay_ready:
+            overlay.position, overlay.font_size, overlay.visible = "top_left", 14, True
+            self._overlay_ready = True
+        overlay.text = eye_state_text(result)
+        overlay.color = BLINK_COLOR if result.state.value == "blink" else OPEN_COLOR
+
+    def _show_points(self, result: FrameResult, shift: tuple[float, float]) -> None:
+        if result.interval != self._interval:
+            self._interval, self.dy_limit_px = result.interval, 5.0
+        dy = np.asarray(result.point_dy_px, float)
+        if dy.size:
+            self.dy_limit_px = max(self.dy_limit_px, float(np.nanmax(np.abs(dy), initial=0.0)))
+        layer = self._points()
+        yx = points_yx(result.points)
+        layer.data = yx
+        if len(yx):
+            layer.face_color = displacement_colors(dy if dy.size == len(yx) else np.zeros(len(yx)),
+                                                   self.dy_limit_px)
+        layer.translate = shift
+
+    def _show_anatomy(self, result: FrameResult, width: int, shift: tuple[float, float]) -> None:
+        shapes: list[tuple[np.ndarray, str]] = []
+        colors = []
+        if result.pupil is not None:
+            shapes.append((pupil_ellipse(result.pupil), "ellipse"))
+            colors.append(PUPIL_COLOR)
+        if result.lid is not None:
+            shapes.append((lid_path(result.lid, width), "path"))
+            colors.append(LID_COLOR)
+        layer = self._anatomy()
+        layer.data = shapes
+        if shapes:
+            layer.edge_color = np.array(colors)
+        layer.translate = shift
+
+    def show_tracks(self, tracks: np.ndarray) -> None:
+        """Replace the trajectories (already in the coordinates of the current view).
+
+        napari's tracks layer cannot hold zero tracks, so an empty history (a blink, a new
+        interval) hides the layer instead; it comes back with the next trajectories unless the
+        user hid it.
+        """
+        layer = self._get(TRACKS)
+        if not len(tracks):
+            if layer is not None and layer.visible:
+                layer.visible = False
+                self._tracks_hidden = True
+            return
+        if layer is None:
+            self._tracks(tracks)
+            return
+        layer.data = tracks
+        if self._tracks_hidden:
+            layer.visible, self._tracks_hidden = True, False

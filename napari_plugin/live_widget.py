@@ -1,0 +1,452 @@
+"""The "TFLL Live" dock widget: camera, live tracking, recording and status.
+
+The capture loop (``tfll_live.acquisition``) acquires, tracks and records on its own thread. This
+widget only starts and stops it, forwards the user's settings, and shows what it produces: a
+QTimer at display rate (<= 30 Hz) takes the newest frame and result (``loop.latest()``) for the
+layers and drains every FrameResult from a ``LoopFeed`` for the trajectories and the spread
+plot. Nothing here runs on the capture thread, and nothing here waits for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tfll_live.synth import SynthConfig
+from tfll_live.tracking import Enhancement, FlowMethod, FrameResult, TrackerConfig
+
+from .feed import LoopFeed
+from .layer_data import TrackHistory
+from .live_layers import LiveLayers
+from .spread_panel import SpreadPanel
+
+if TYPE_CHECKING:
+    import napari
+
+    from tfll_live.acquisition import CaptureLoop
+
+SYNTHETIC, REPLAY, MM_CONFIG = "Synthetic camera", "Replay a recording", "Micro-Manager config"
+FORMATS = {"OME-Zarr": "ome-zarr", "OME-TIFF": "ome-tiff"}
+FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Farneback",
+              FlowMethod.SSD: "SSD templates"}
+DISPLAY_HZ = 30.0
+TRACKS_EVERY = 3  # rebuild the tracks layer every n display ticks (it is the costly layer)
+
+
+def _stop_quietly(holder: list[Any]) -> None:
+    loop = holder[0]
+    if loop is not None and loop.is_running:
+        with contextlib.suppress(Exception):  # teardown must not raise
+            loop.stop()
+
+
+def one_line(exc: BaseException) -> str:
+    """Make a one-line message of an exception (first line, without a traceback)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class LiveWidget(QWidget):
+    """Start/stop live tracking, record, and watch it in napari."""
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.loop: CaptureLoop | None = None
+        self.synth_config = SynthConfig()  # the embedded camera's stream (tests use small ones)
+        self.feed = LoopFeed()
+        self.layers = LiveLayers(napari_viewer)
+        self.history = TrackHistory()
+        self.panel = SpreadPanel()
+        self.recording_path: Path | None = None
+        self.last_shown: FrameResult | None = None
+        self.shown_at: list[tuple[int, float, float]] = []  # (frame, arrival, shown), benchmark
+        self.tick_times: list[float] = []  # perf_counter of each display tick, benchmark
+        self.keep_timing = False
+        self._arrivals: dict[int, float] = {}
+        self._ticks = 0
+        self._status_at = 0.0
+        self._build()
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(1000 / DISPLAY_HZ))
+        self.timer.timeout.connect(self._tick)
+        QTimer.singleShot(0, self._dock_panel)  # after napari has docked this widget: below it
+        self._update_enabled()
+        # dock widgets get no closeEvent when the viewer closes, but they are destroyed: stop the
+        # camera then (the slot must not reference self, which is half gone by that time)
+        holder = self._loop_holder = [None]
+        self.destroyed.connect(lambda *_: _stop_quietly(holder))
+
+    # -- layout ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cam = QGroupBox("Camera")
+        self.camera_combo = QComboBox()
+        self.camera_combo.addItems([SYNTHETIC, REPLAY, MM_CONFIG])
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("file to replay / Micro-Manager .cfg")
+        self.browse_button = QPushButton("…")
+        self.browse_button.setFixedWidth(30)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit)
+        path_row.addWidget(self.browse_button)
+        self.fps_spin = QDoubleSpinBox()
+        self.fps_spin.setRange(1.0, 500.0)
+        self.fps_spin.setValue(45.0)
+        self.fps_spin.setSuffix(" fps")
+        self.exposure_spin = QDoubleSpinBox()
+        self.exposure_spin.setRange(0.1, 10_000.0)
+        self.exposure_spin.setValue(10.0)
+        self.exposure_spin.setSuffix(" ms")
+        self.loop_check = QCheckBox("loop the recording")
+        self.live_button = QPushButton("Start live")
+        self.live_button.setCheckable(True)
+        form = QFormLayout(cam)
+        form.addRow("Source", self.camera_combo)
+        form.addRow("File", path_row)
+        form.addRow("Frame rate", self.fps_spin)
+        form.addRow("Exposure", self.exposure_spin)
+        form.addRow("", self.loop_check)
+        form.addRow(self.live_button)
+
+        trk = QGroupBox("Tracking")
+        self.enhancement_combo = QComboBox()
+        for e in Enhancement:
+            self.enhancement_combo.addItem(e.value, e)
+        self.flow_combo = QComboBox()
+        for f in FlowMethod:
+            self.flow_combo.addItem(FLOW_NAMES.get(f, f.value), f)
+        default = TrackerConfig()
+        self.enhancement_combo.setCurrentIndex(self.enhancement_combo.findData(default.enhancement))
+        self.flow_combo.setCurrentIndex(self.flow_combo.findData(default.flow))
+        self.stabilized_check = QCheckBox("stabilized view (follow the eye)")
+        form = QFormLayout(trk)
+        form.addRow("Enhancement", self.enhancement_combo)
+        form.addRow("Flow", self.flow_combo)
+        form.addRow(self.stabilized_check)
+
+        rec = QGroupBox("Recording")
+        self.folder_edit = QLineEdit(str(Path.home()))
+        self.folder_button = QPushButton("…")
+        self.folder_button.setFixedWidth(30)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit)
+        folder_row.addWidget(self.folder_button)
+        self.format_combo = QComboBox()
+        self.format_combo.addItems(list(FORMATS))
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        form = QFormLayout(rec)
+        form.addRow("Folder", folder_row)
+        form.addRow("Format", self.format_combo)
+        form.addRow(self.record_button)
+
+        self.status_label = QLabel("idle")
+        self.status_label.setWordWrap(True)
+        self.message_label = QLabel("")
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("color: #ff7b5c;")
+
+        lay = QVBoxLayout(self)
+        for w in (cam, trk, rec, self.status_label, self.message_label):
+            lay.addWidget(w)
+        lay.addStretch(1)
+
+        self.camera_combo.currentIndexChanged.connect(self._update_enabled)
+        self.browse_button.clicked.connect(self._browse_source)
+        self.folder_button.clicked.connect(self._browse_folder)
+        self.live_button.clicked.connect(self._live_clicked)
+        self.record_button.clicked.connect(self._record_clicked)
+        self.enhancement_combo.currentIndexChanged.connect(self._tracker_changed)
+        self.flow_combo.currentIndexChanged.connect(self._tracker_changed)
+        self.stabilized_check.toggled.connect(self._view_changed)
+
+    def _dock_panel(self) -> None:
+        window = getattr(self.viewer, "window", None)
+        if window is not None and hasattr(window, "add_dock_widget"):
+            window.add_dock_widget(self.panel, name="TFLL Spread", area="right")
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def is_live(self) -> bool:
+        """Whether a capture loop is running."""
+        return self.loop is not None and self.loop.is_running
+
+    @property
+    def is_recording(self) -> bool:
+        """Whether the running loop records."""
+        return self.loop is not None and self.loop.is_recording
+
+    def _update_enabled(self) -> None:
+        """Enable only the controls that make sense now."""
+        live, rec = self.is_live, self.is_recording
+        source = self.camera_combo.currentText()
+        self.camera_combo.setEnabled(not live)
+        self.path_edit.setEnabled(not live and source != SYNTHETIC)
+        self.browse_button.setEnabled(not live and source != SYNTHETIC)
+        self.fps_spin.setEnabled(not live and source == SYNTHETIC)
+        self.exposure_spin.setEnabled(not live and source == MM_CONFIG)
+        self.loop_check.setEnabled(not live and source == REPLAY)
+        self.live_button.setChecked(live)
+        self.live_button.setText("Stop live" if live else "Start live")
+        # a new tracker configuration restarts tracking: not in the middle of a recording
+        self.enhancement_combo.setEnabled(not rec)
+        self.flow_combo.setEnabled(not rec)
+        self.record_button.setEnabled(live)
+        self.record_button.setChecked(rec)
+        self.record_button.setText("Stop recording" if rec else "Record")
+        self.folder_edit.setEnabled(not rec)
+        self.folder_button.setEnabled(not rec)
+        self.format_combo.setEnabled(not rec)
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        """Tell the user (a label in the widget, plus a napari notification for errors)."""
+        self.message_label.setStyleSheet("color: #ff7b5c;" if error else "color: #9ad19a;")
+        self.message_label.setText(text)
+
+    def tracker_config(self) -> TrackerConfig:
+        """Return the tracker settings chosen in the widget."""
+        base = self.loop.tracker_config if self.loop is not None else TrackerConfig()
+        return replace(base, enhancement=self.enhancement_combo.currentData(),
+                       flow=self.flow_combo.currentData())
+
+    # -- live ------------------------------------------------------------------------------------
+    def _make_core(self) -> Any:
+        from tfll_live.acquisition import make_core
+
+        source = self.camera_combo.currentText()
+        path = self.path_edit.text().strip()
+        if source == SYNTHETIC:
+            fps = self.fps_spin.value()
+            core = make_core(synth=replace(self.synth_config, fps=fps))
+            core.setExposure(1000.0 / fps)
+            return core
+        if not path:
+            raise ValueError(f"choose a {'file to replay' if source == REPLAY else '.cfg file'}")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        if source == REPLAY:
+            return make_core(replay=path, loop=self.loop_check.isChecked())
+        core = make_core(config=path)
+        core.setExposure(self.exposure_spin.value())
+        return core
+
+    def start_live(self) -> bool:
+        """Build the chosen camera, start acquiring and tracking; False (and a message) if not."""
+        from tfll_live.acquisition import CaptureLoop
+
+        if self.is_live:
+            return True
+        self.show_message("")
+        try:
+            loop = CaptureLoop(self._make_core(), tracker_config=self.tracker_config())
+            self.feed.connect(loop)
+            loop.start()
+        except Exception as exc:  # any failure becomes a message; the widget lives on
+            self.feed.disconnect()
+            self.show_message(f"Cannot start: {one_line(exc)}")
+            self._update_enabled()
+            return False
+        self.loop = loop
+        self._loop_holder[0] = loop
+        self.history.clear()
+        self.panel.clear()
+        self.last_shown = None
+        self._arrivals.clear()
+        self.timer.start()
+        self._update_enabled()
+        return True
+
+    def stop_live(self) -> None:
+        """Stop acquisition (finalising any recording) and show the final counters."""
+        loop = self.loop
+        if loop is None:
+            return
+        try:
+            stats = loop.stop()
+            self._status(stats=stats)
+        except Exception as exc:
+            self.show_message(f"Stop: {one_line(exc)}")
+        self._tick()  # show the last frame and events
+        self.feed.disconnect()
+        self.timer.stop()
+        self._update_enabled()
+
+    def _live_clicked(self, checked: bool) -> None:
+        if checked:
+            self.start_live()
+        else:
+            self.stop_live()
+        self._update_enabled()
+
+    # -- recording -------------------------------------------------------------------------------
+    def start_recording(self) -> Path | None:
+        """Record from now on into the chosen folder and format; the recording's path."""
+        if not self.is_live or self.loop is None:
+            self.show_message("Start live first, then record.")
+            return None
+        folder = Path(self.folder_edit.text().strip() or ".").expanduser()
+        fmt = FORMATS[self.format_combo.currentText()]
+        try:
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder}: no such folder")
+            stem = time.strftime("tfll-%Y%m%d-%H%M%S")
+            path = self.loop.start_recording(folder / stem, fmt=fmt)  # type: ignore[arg-type]
+        except Exception as exc:
+            self.show_message(f"Cannot record: {one_line(exc)}")
+            self._update_enabled()
+            return None
+        self.recording_path = path
+        self.history.clear()  # recording starts a new tracking session
+        self.panel.clear()
+        self.show_message(f"Recording to {path}", error=False)
+        self._update_enabled()
+        return path
+
+    def stop_recording(self) -> Path | None:
+        """Finalise the recording; its path."""
+        if self.loop is None:
+            return None
+        try:
+            path = self.loop.stop_recording()
+        except Exception as exc:
+            self.show_message(f"Recording: {one_line(exc)}")
+            path = None
+        if path is not None:
+            self.show_message(f"Saved {path}", error=False)
+        self._update_enabled()
+        return path
+
+    def _record_clicked(self, checked: bool) -> None:
+        if checked:
+            self.start_recording()
+        else:
+            self.stop_recording()
+        self._update_enabled()
+
+    # -- settings --------------------------------------------------------------------------------
+    def _tracker_changed(self) -> None:
+        if self.loop is not None and self.is_live:
+            try:
+                self.loop.set_tracker_config(self.tracker_config())
+            except Exception as exc:
+                self.show_message(f"Tracker: {one_line(exc)}")
+            self.history.clear()
+            self.panel.clear()
+
+    def _view_changed(self) -> None:
+        latest = self.loop.latest() if self.loop is not None else None
+        if latest is not None:
+            self._show(*latest, with_tracks=True)
+
+    def _browse_source(self) -> None:
+        if self.camera_combo.currentText() == REPLAY:
+            name, _ = QFileDialog.getOpenFileName(
+                self, "Recording to replay", "",
+                "Streams (*.tif *.tiff *.zarr *.mp4 *.avi);;All files (*)")
+        else:
+            name, _ = QFileDialog.getOpenFileName(self, "Micro-Manager configuration", "",
+                                                  "Micro-Manager config (*.cfg);;All files (*)")
+        if name:
+            self.path_edit.setText(name)
+
+    def _browse_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Recording folder", self.folder_edit.text())
+        if name:
+            self.folder_edit.setText(name)
+
+    # -- display (Qt main thread, timer driven) --------------------------------------------------
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self.keep_timing:
+            self.tick_times.append(now)
+        self._ticks += 1
+        for name, args in self.feed.drain_events():
+            self._on_event(name, args)
+        results = self.feed.drain_results()
+        if results:
+            just = [r for r, _ in results]
+            self.history.extend(just)
+            self.panel.extend(just)
+            if self.keep_timing:
+                self._arrivals.update((r.frame, t) for r, t in results)
+        self.panel.refresh()
+        latest = self.loop.latest() if self.loop is not None else None
+        if latest is not None and (self.last_shown is None
+                                   or latest[1].frame != self.last_shown.frame
+                                   or latest[1] is not self.last_shown):
+            self._show(*latest, with_tracks=self._ticks % TRACKS_EVERY == 0)
+        if now - self._status_at > 0.25:
+            self._status()
+        if self.loop is not None and not self.loop.is_running and self.timer.isActive():
+            self.timer.stop()  # the loop ended by itself (error or end of a replay)
+            self.feed.disconnect()
+            self._update_enabled()
+
+    def _show(self, frame: Any, result: FrameResult, with_tracks: bool) -> None:
+        stabilized = self.stabilized_check.isChecked()
+        tracks = self.history.tracks(stabilized) if with_tracks else None
+        self.layers.show(frame, result, tracks, stabilized=stabilized)
+        self.last_shown = result
+        if self.keep_timing:
+            arrived = self._arrivals.pop(result.frame, None)
+            if arrived is not None:
+                self.shown_at.append((result.frame, arrived, time.perf_counter()))
+            if len(self._arrivals) > 5000:
+                self._arrivals.clear()
+
+    def _on_event(self, name: str, args: tuple[Any, ...]) -> None:
+        if name == "error":
+            self.show_message(f"Error: {args[0]}")
+        elif name == "recording_stopped":
+            _path, error = args
+            if error:
+                self.show_message(f"Recording stopped: {error}")
+            self._update_enabled()
+        elif name == "stopped":
+            self._update_enabled()
+
+    def _status(self, stats: Any = None) -> None:
+        self._status_at = time.perf_counter()
+        if stats is None:
+            if self.loop is None:
+                return
+            stats = self.loop.stats
+        r = self.last_shown
+        parts = [f"{stats.fps:.1f} fps", f"dropped {stats.dropped}",
+                 f"tracked {stats.tracked}"]
+        if r is not None:
+            parts.append(r.state.value.upper())
+            if r.state.value == "open":
+                parts.append(f"interval {r.interval}")
+            if r.fit is not None and r.fit.b > 0:
+                parts.append(f"tau {r.fit.tau_s:.2f} s")
+        if self.is_recording:
+            parts.append(f"REC {stats.recorded} frames")
+        if not self.is_live:
+            parts.append("stopped")
+        self.status_label.setText(" · ".join(parts))
+
+    # -- teardown --------------------------------------------------------------------------------
+    def closeEvent(self, event: Any) -> None:
+        """Stop the camera when the widget goes away."""
+        self.stop_live()
+        super().closeEvent(event)
