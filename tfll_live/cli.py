@@ -1,0 +1,260 @@
+"""The ``tfll`` command: analyse recorded streams, write synthetic ones, and more.
+
+Adding a subcommand: write ``add_<name>(subparsers)`` that registers its parser (with
+``parents=[COMMON]``) and sets ``run`` to a function taking the parsed arguments and returning
+the exit status, then list it in ``SUBCOMMANDS``. Keep heavy imports (pymmcore-plus, napari)
+inside ``run`` so ``tfll --help`` stays fast. Bad input is raised as StreamError, ValueError or
+OSError with a one-line message; ``main`` prints it as ``tfll: error: ...`` (traceback only
+with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line usage errors."""
+
+    def error(self, message: str) -> Any:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+COMMON = argparse.ArgumentParser(add_help=False)
+# SUPPRESS: a subcommand's default must not overwrite ``tfll --debug <command>``
+COMMON.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                    help="show the traceback of an error")
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+class ProgressLine:
+    """One self-overwriting line on a terminal: frames, percent, frames/s (redrawn ~10x a second).
+
+    Silent when ``stream`` is not a terminal (logs, pipes), where the summary line suffices.
+    """
+
+    def __init__(self, label: str, stream: TextIO | None = None, live: bool | None = None,
+                 interval_s: float = 0.1) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = self.stream.isatty() if live is None else live
+        self.label, self.interval_s = label, interval_s
+        self.start = time.monotonic()
+        self._last = -1.0
+        self._width = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        """Redraw the line after ``done`` of ``total`` frames (if due)."""
+        now = time.monotonic()
+        if not self.live or (now - self._last < self.interval_s and done != total):
+            return
+        self._last = now
+        rate = done / max(now - self.start, 1e-9)
+        if total:
+            frac = min(done / total, 1.0)
+            bar = "#" * int(24 * frac)
+            text = (f"{self.label} [{bar:<24}] {done}/{total} frames {100 * frac:3.0f}% "
+                    f"{rate:.0f} frames/s")
+        else:
+            text = f"{self.label} {done} frames {rate:.0f} frames/s"
+        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.flush()
+        self._width = len(text)
+
+    def finish(self) -> None:
+        """End the line so what follows starts on its own."""
+        if self.live and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+# -- analyze --------------------------------------------------------------------------------------
+
+
+def add_analyze(sub: Any) -> None:
+    """``tfll analyze INPUT``: the contract of spec/analysis-output.md."""
+    from .tracking import Enhancement, FlowMethod
+
+    p = sub.add_parser("analyze", parents=[COMMON], help="track a recorded stream",
+                       description="Track a recorded stream frame by frame and write "
+                       "results.json and frames.csv.")
+    p.add_argument("input", metavar="INPUT",
+                   help="TIFF/OME-TIFF stack, video (mp4, avi) or OME-Zarr recording")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="output directory (default: <INPUT stem>.tfll/ beside INPUT)")
+    p.add_argument("--fps", type=_positive(float), help="frame rate (overrides the file's)")
+    p.add_argument("--enhancement", choices=[e.value for e in Enhancement],
+                   help="enhancement of the interference pattern")
+    p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
+    p.set_defaults(run=run_analyze)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Analyse one stream, with a progress line, and print a one-line summary."""
+    from .analyze import analyze
+    from .io import read_results
+    from .tracking import TrackerConfig
+
+    settings = {k: getattr(args, k) for k in ("enhancement", "flow") if getattr(args, k)}
+    progress = ProgressLine(Path(args.input).name)
+    try:
+        out_dir = analyze(args.input, out=args.out, fps=args.fps,
+                          config=TrackerConfig(**settings), progress=progress)
+    finally:
+        progress.finish()
+    elapsed = time.monotonic() - progress.start
+    print(summary_line(read_results(out_dir), elapsed, out_dir))
+    return EXIT_OK
+
+
+def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> str:
+    """Say what an analysis found, in one line."""
+    n = results["n_frames"]
+    blinks = results["blinks"]
+    partial = sum(not b["complete"] for b in blinks)
+    taus = [iv["spread"]["tau_s"] for iv in results["intervals"]
+            if iv.get("spread") and iv["spread"].get("tau_s") is not None]
+    tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
+    return (f"{results['source']}: {n} frames in {elapsed_s:.1f} s "
+            f"({n / max(elapsed_s, 1e-9):.0f} frames/s): {len(blinks)} blinks ({partial} partial), "
+            f"{len(results['intervals'])} intervals{tau} -> {out_dir}")
+
+
+# -- synth ----------------------------------------------------------------------------------------
+
+
+def add_synth(sub: Any) -> None:
+    """``tfll synth OUT.ome.tif``: a synthetic interferometer stream with its ground truth."""
+    from .synth import SynthConfig
+
+    d = SynthConfig()
+    p = sub.add_parser("synth", parents=[COMMON], help="write a synthetic stream with ground truth",
+                       description="Write a synthetic micro-interferometer stream as OME-TIFF, "
+                       "with its ground truth (.truth.json) beside it.")
+    p.add_argument("out", metavar="OUT.ome.tif", type=Path)
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--frames", type=_positive(int), default=d.n_frames,
+                   help=f"number of frames (default {d.n_frames})")
+    p.add_argument("--fps", type=_positive(float), default=d.fps,
+                   help=f"frame rate (default {d.fps:g})")
+    p.add_argument("--height", type=_positive(int), default=d.height,
+                   help=f"frame height, at least 64 (default {d.height})")
+    p.add_argument("--width", type=_positive(int), default=d.width,
+                   help=f"frame width, at least 64 (default {d.width})")
+    p.add_argument("--mono", action="store_true", help="monochrome frames instead of RGB")
+    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=d.bit_depth)
+    p.add_argument("--partial-fraction", type=_fraction, default=d.partial_blink_fraction,
+                   help=f"share of partial blinks (default {d.partial_blink_fraction})")
+    p.set_defaults(run=run_synth)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Render and write the stream; say where the frames and the truth went."""
+    from .synth import SynthConfig, SyntheticStream, write_stream
+
+    if not args.out.name.lower().endswith((".tif", ".tiff")):
+        raise ValueError(f"{args.out}: the output is an OME-TIFF, name it *.ome.tif")
+    if not args.out.parent.is_dir():
+        raise ValueError(f"{args.out}: directory {args.out.parent} does not exist")
+    cfg = SynthConfig(height=args.height, width=args.width, fps=args.fps, n_frames=args.frames,
+                      seed=args.seed, rgb=not args.mono, bit_depth=args.bit_depth,
+                      partial_blink_fraction=args.partial_fraction)
+    stream = SyntheticStream(cfg)
+    truth = write_stream(stream, args.out)
+    kind = "mono" if args.mono else "RGB"
+    print(f"wrote {args.out} ({cfg.n_frames} frames, {cfg.height}x{cfg.width} {kind} "
+          f"{cfg.bit_depth}-bit, {cfg.fps:g} frames/s, {len(stream.truth.blinks)} blinks); "
+          f"ground truth: {truth}")
+    return EXIT_OK
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth]
+"""Registration functions, one per subcommand, in the order ``tfll --help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``tfll`` parser with every subcommand registered."""
+    parser = _Parser(prog="tfll", parents=[COMMON],
+                     description="Real-time tracking of the tear film lipid layer.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def _message(e: BaseException) -> str:
+    """One line for an error: OSError as '<file>: <reason>', others as their text."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``tfll``; returns the exit status (0 ok, 2 bad input or usage, 1 unexpected failure)."""
+    from .io import StreamError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, usage errors: argparse has printed its message
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
+    debug = getattr(args, "debug", False)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print("tfll: interrupted", file=sys.stderr)
+        return 130
+    except (StreamError, ValueError, OSError) as e:
+        if debug:
+            traceback.print_exc()
+        print(f"tfll: error: {_message(e)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        print(f"tfll: error: unexpected {type(e).__name__}: {_message(e)} (run with --debug "
+              "for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
