@@ -200,9 +200,41 @@ def run_synth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def add_demo(sub: Any) -> None:
+    """``tfll demo``: napari with the TFLL Live dock streaming the synthetic camera."""
+    p = sub.add_parser("demo", parents=[COMMON], help="open napari streaming the synthetic camera",
+                       description="Open napari with the TFLL Live dock already streaming and "
+                       "tracking the embedded synthetic interferometer camera.")
+    p.add_argument("--fps", type=_positive(float), default=45.0,
+                   help="frame rate of the synthetic camera (default 45)")
+    p.add_argument("--duration", metavar="S", type=_positive(float),
+                   help="close the window after S seconds (default: when you close it)")
+    p.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Check for a display and napari, then hand over to the napari plugin's demo."""
+    import importlib.util
+
+    from napari_plugin.demo import NO_DISPLAY, has_display
+
+    if not has_display():
+        print(f"tfll: {NO_DISPLAY}", file=sys.stderr)
+        return EXIT_FAILED
+    if importlib.util.find_spec("napari") is None:
+        print("tfll: tfll demo needs napari: pip install 'tfll-live[napari]'", file=sys.stderr)
+        return EXIT_FAILED
+    from napari_plugin.demo import run_demo as demo
+
+    return demo(fps=args.fps, duration_s=args.duration)
+
+
 # -- the command ----------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo]
 """Registration functions, one per subcommand, in the order ``tfll --help`` lists them."""
 
 
