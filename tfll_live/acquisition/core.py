@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pymmcore_plus import DeviceInitializationState, find_micromanager
 from pymmcore_plus.experimental.unicore import UniMMCore
 
 from tfll_live.synth import SynthConfig
 
+from .replay_camera import ReplayCamera
+from .synthetic_camera import SyntheticCamera
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from pymmcore_plus.experimental.unicore import CameraDevice
+
 CAMERA_LABEL = "Camera"
+
+
+@contextmanager
+def _quiet_pymmcore_log() -> Iterator[None]:
+    """Silence pymmcore-plus's log where we report the problem ourselves (or there is none)."""
+    log = logging.getLogger("pymmcore-plus")
+    old = log.disabled
+    log.disabled = True
+    try:
+        yield
+    finally:
+        log.disabled = old
+
+
+def new_core() -> UniMMCore:
+    """Build an empty ``UniMMCore`` (for Python devices only; no Micro-Manager lookup noise)."""
+    with _quiet_pymmcore_log():
+        return UniMMCore()
+
+
+def add_camera(core: UniMMCore, label: str, camera: CameraDevice, *, select: bool = True) -> None:
+    """Load and initialise a Python ``camera`` under ``label`` (and make it current)."""
+    core.loadPyDevice(label, camera)
+    with _quiet_pymmcore_log():
+        core.initializeDevice(label)
+    ok = DeviceInitializationState.InitializedSuccessfully
+    if core.getDeviceInitializationState(label) != ok:
+        # unicore logs the error and keeps it on the device instead of raising it
+        err = getattr(camera, "_initialized_", None)
+        core.unloadDevice(label)
+        why = _one_line(err) if isinstance(err, BaseException) else "unknown error"
+        raise ValueError(f"camera {label!r} failed to initialise: {why}")
+    if select:
+        core.setCameraDevice(label)
 
 
 def make_core(
@@ -18,12 +64,45 @@ def make_core(
     synth: SynthConfig | None = None,
     realtime: bool = True,
     loop: bool = False,
+    prerender: bool = False,
 ) -> UniMMCore:
     """Build a core whose current camera is ready for ``CaptureLoop``.
 
     ``config``: a Micro-Manager configuration file (C++ adapters and/or ``#py`` devices);
     ``replay``: a recorded stream played by ``ReplayCamera`` (``realtime``, ``loop``);
-    otherwise the ``SyntheticCamera`` with ``synth``. Bad input raises ``ValueError`` or
-    ``OSError`` with a one-line message.
+    otherwise the ``SyntheticCamera`` with ``synth`` (``prerender`` for high frame rates).
+    Bad input raises ``ValueError`` or ``OSError`` with a one-line message.
     """
-    raise NotImplementedError
+    if config is not None and replay is not None:
+        raise ValueError("give a Micro-Manager configuration or a replay file, not both")
+    if config is not None:
+        return _core_from_config(Path(config))
+    if replay is not None:
+        cam: CameraDevice = ReplayCamera(replay, realtime=realtime, loop=loop)
+    else:
+        cam = SyntheticCamera(synth, prerender=prerender)
+    core = new_core()
+    add_camera(core, CAMERA_LABEL, cam)
+    return core
+
+
+def _core_from_config(path: Path) -> UniMMCore:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such Micro-Manager configuration file")
+    core = UniMMCore()  # C++ devices need the Micro-Manager installation it looks up
+    try:
+        core.loadSystemConfiguration(path)
+    except Exception as e:
+        hint = ""
+        if find_micromanager() is None:
+            hint = " (no Micro-Manager installation found: run `mmcore install`)"
+        raise ValueError(f"{path}: cannot load configuration: {_one_line(e)}{hint}") from e
+    if not core.getCameraDevice():
+        raise ValueError(f"{path}: the configuration selects no camera (Core, Camera)")
+    return core
+
+
+def _one_line(e: BaseException) -> str:
+    """Exception text squeezed onto one line (config errors span several)."""
+    text = " ".join(part.strip() for part in str(e).splitlines() if part.strip())
+    return text or type(e).__name__

@@ -1,46 +1,183 @@
 """The synthetic interferometer as a Micro-Manager camera (a unicore Python device).
 
-Frames of ``tfll_live.synth`` come out live at the rate the camera's exposure and interval
-set, with the simulated frame time in the metadata. This is the default camera when no
-configuration is given.
+Frames of ``tfll_live.synth`` come out live, one per exposure (the camera free-runs at
+``1000 / Exposure`` frames/s), each with its exact frame time in the metadata (``tfll.time_s``),
+as a camera's hardware timestamp would give it. The camera samples the simulated eye at its
+own frame times, so changing the exposure changes the frame rate, not the eye's dynamics.
+This is the default camera when no configuration is given.
+
+Rendering a 480x640 frame costs several milliseconds of CPU; at high frame rates set
+``Prerender`` to render the whole (looping) stream once into memory and play it from there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import DTypeLike
-from pymmcore_plus.experimental.unicore import CameraDevice
+from pymmcore_plus.experimental.unicore import CameraDevice, pymm_property
 
-from tfll_live.synth import SynthConfig
+from tfll_live.synth import SynthConfig, SyntheticStream
+
+# metadata keys our cameras add to every frame (values are strings, as in Micro-Manager)
+KEY_TIME_S = "tfll.time_s"  # the frame's time in s since the first frame of the sequence
+KEY_FRAME = "tfll.frame"  # the camera's own frame counter in the sequence
+KEY_SOURCE_FRAME = "tfll.source_frame"  # which frame of the stream/file this is
+KEY_END = "tfll.end_of_stream"  # "1" on the last frame of a stream that does not loop
 
 
 class SyntheticCamera(CameraDevice):
-    """Synthetic tear-film interferometer camera; frame period = max(exposure, interval)."""
+    """Synthetic tear-film interferometer camera; one frame per exposure."""
 
-    def __init__(self, config: SynthConfig | None = None) -> None:
+    def __init__(self, config: SynthConfig | None = None, *, prerender: bool = False) -> None:
         super().__init__()
-        raise NotImplementedError
+        self._cfg = config or SynthConfig()
+        self._fps = float(self._cfg.fps)
+        self._prerender = prerender
+        self._stream: SyntheticStream | None = None
+        self._cache: np.ndarray | None = None
 
+    # -- device lifecycle ---------------------------------------------------------------
+    def initialize(self) -> None:
+        """Build the stream now (not on the first frame), and pre-render it if asked."""
+        self._ensure_ready()
+
+    def _ensure_ready(self) -> SyntheticStream:
+        if self._stream is None:
+            self._stream = SyntheticStream(self._cfg)
+        if self._prerender and self._cache is None:
+            s = self._stream
+            cache = np.empty((len(s), *s.shape), s.dtype)
+            for i in range(len(s)):
+                s.render(i, out=cache[i])
+            self._cache = cache
+        return self._stream
+
+    def _reconfigure(self, **changes: object) -> None:
+        self._cfg = dataclasses.replace(self._cfg, **changes)  # type: ignore[arg-type]
+        self._fps = float(self._cfg.fps)
+        self._stream = self._cache = None
+
+    @property
+    def stream(self) -> SyntheticStream:
+        """The synthetic stream (with its ground truth) this camera plays."""
+        return self._ensure_ready()
+
+    # -- properties -------------------------------------------------------------------
     def get_exposure(self) -> float:
-        """Exposure in ms."""
-        raise NotImplementedError
+        """Exposure in ms; the camera free-runs at one frame per exposure."""
+        return 1000.0 / self._fps
 
     def set_exposure(self, exposure: float) -> None:
-        """Set the exposure in ms."""
-        raise NotImplementedError
+        """Set the exposure in ms, hence the frame rate."""
+        if not exposure > 0:
+            raise ValueError(f"exposure must be positive, got {exposure}")
+        self._fps = 1000.0 / float(exposure)
 
+    @pymm_property(is_pre_init=True, name="Width")
+    def width(self) -> int:
+        """Frame width in pixels."""
+        return self._cfg.width
+
+    @width.setter  # type: ignore[no-redef]
+    def width(self, value: int) -> None:
+        self._reconfigure(width=int(value))
+
+    @pymm_property(is_pre_init=True, name="Height")
+    def height(self) -> int:
+        """Frame height in pixels."""
+        return self._cfg.height
+
+    @height.setter  # type: ignore[no-redef]
+    def height(self, value: int) -> None:
+        self._reconfigure(height=int(value))
+
+    @pymm_property(is_pre_init=True, name="Seed")
+    def seed(self) -> int:
+        """Seed of every random choice of the simulated session."""
+        return self._cfg.seed
+
+    @seed.setter  # type: ignore[no-redef]
+    def seed(self, value: int) -> None:
+        self._reconfigure(seed=int(value))
+
+    @pymm_property(is_pre_init=True, name="StreamFrames")
+    def stream_frames(self) -> int:
+        """Length of the simulated session in frames (it loops)."""
+        return self._cfg.n_frames
+
+    @stream_frames.setter  # type: ignore[no-redef]
+    def stream_frames(self, value: int) -> None:
+        self._reconfigure(n_frames=int(value))
+
+    @pymm_property(is_pre_init=True, allowed_values=["RGB", "Mono"], name="Color")
+    def color(self) -> str:
+        """RGB interferometer camera or monochrome."""
+        return "RGB" if self._cfg.rgb else "Mono"
+
+    @color.setter  # type: ignore[no-redef]
+    def color(self, value: str) -> None:
+        self._reconfigure(rgb=value == "RGB")
+
+    @pymm_property(is_pre_init=True, allowed_values=["8", "16"], name="BitDepth")
+    def bit_depth(self) -> str:
+        """Bits per sample."""
+        return str(self._cfg.bit_depth)
+
+    @bit_depth.setter  # type: ignore[no-redef]
+    def bit_depth(self, value: str) -> None:
+        self._reconfigure(bit_depth=int(value))
+
+    @pymm_property(allowed_values=["Off", "On"], name="Prerender")
+    def prerender(self) -> str:
+        """Render the whole stream into memory once (for high frame rates)."""
+        return "On" if self._prerender else "Off"
+
+    @prerender.setter  # type: ignore[no-redef]
+    def prerender(self, value: str) -> None:
+        self._prerender = value == "On"
+        if not self._prerender:
+            self._cache = None
+
+    # -- acquisition ------------------------------------------------------------------
     def shape(self) -> tuple[int, int] | tuple[int, int, int]:
         """Frame shape, (H, W) or (H, W, 3)."""
-        raise NotImplementedError
+        c = self._cfg
+        return (c.height, c.width, 3) if c.rgb else (c.height, c.width)
 
     def dtype(self) -> DTypeLike:
         """uint8 or uint16."""
-        raise NotImplementedError
+        return np.uint8 if self._cfg.bit_depth == 8 else np.uint16
 
     def start_sequence(
         self, n: int | None, get_buffer: Callable[[Sequence[int], DTypeLike], np.ndarray]
     ) -> Iterator[Mapping]:
-        """Render frames into the core's buffer at the frame period."""
-        raise NotImplementedError
+        """Render frames into the core's buffer, one per exposure, paced by the clock."""
+        stream = self._ensure_ready()
+        cache, fps, stream_fps = self._cache, self._fps, float(self._cfg.fps)
+        shape, dtype = self.shape(), self.dtype()
+        exposure = f"{1000.0 / fps:.4f}"
+        t0 = time.perf_counter()
+        k = 0
+        while n is None or k < n:
+            buf = get_buffer(shape, dtype)
+            t_s = k / fps
+            src = round(t_s * stream_fps) % len(stream)
+            if cache is not None:
+                np.copyto(buf, cache[src])
+            else:
+                stream.render(src, out=buf)
+            # the frame is "read out" at the end of its exposure
+            delay = t0 + (k + 1) / fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            yield {
+                KEY_TIME_S: repr(t_s),
+                KEY_FRAME: str(k),
+                KEY_SOURCE_FRAME: str(src),
+                "Exposure-ms": exposure,
+            }
+            k += 1
