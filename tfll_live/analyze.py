@@ -28,11 +28,21 @@ def timed_frames(source: FrameSource) -> Iterator[tuple[np.ndarray, float]]:
         yield frame, source.frame_time(i)
 
 
-def track_stream(frames_with_times: Iterable[tuple[np.ndarray, float]],
-                 tracker: Tracker) -> Iterator[FrameResult]:
-    """Push each (frame, time) through ``tracker`` in order, yielding its results one by one."""
-    for frame, t_s in frames_with_times:
-        yield tracker.push(frame, t_s)
+def track_stream(frames_with_times: Iterable[tuple[np.ndarray, float]], tracker: Tracker,
+                 name: str | Path = "stream") -> Iterator[FrameResult]:
+    """Push each (frame, time) through ``tracker`` in order, yielding its results one by one.
+
+    A frame the tracker refuses outright (its ValueError) becomes a StreamError naming the
+    stream and the frame; frames it can take but not track are its business (it resets).
+    """
+    for i, (frame, t_s) in enumerate(frames_with_times):
+        try:
+            result = tracker.push(frame, t_s)
+        except StreamError:
+            raise
+        except ValueError as e:
+            raise StreamError(f"{name}: frame {i}: {e}", frames_read=i) from e
+        yield result
 
 
 def default_out_dir(path: str | Path) -> Path:
@@ -57,7 +67,7 @@ def analyze(path: str | Path, out: str | Path | None = None, fps: float | None =
         cut_short: StreamError | None = None
         with AnalysisWriter(out_dir, source.path.name, source.fps, source.shape) as writer:
             try:
-                for result in track_stream(timed_frames(source), tracker):
+                for result in track_stream(timed_frames(source), tracker, source.path):
                     writer.write(result)
                     if result.reset_reason is not None:
                         n_resets += 1
