@@ -26,10 +26,12 @@ class LoopFeed:
         self._results: deque[tuple[FrameResult, float]] = deque(maxlen=max_results)
         self._events: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=1000)
         self._connections: list[tuple[Any, Any]] = []
+        self.n_received = 0
 
     # -- capture-thread side: append only ------------------------------------------------------
     def _on_frame(self, result: FrameResult) -> None:
         self._results.append((result, time.perf_counter()))
+        self.n_received += 1  # only the capture thread writes it
 
     def _on_error(self, message: str) -> None:
         self._events.append(("error", (message,)))
@@ -47,6 +49,7 @@ class LoopFeed:
     def connect(self, loop: CaptureLoop) -> None:
         """Listen to ``loop``'s events (disconnects from any previous loop)."""
         self.disconnect()
+        self.n_received = 0
         ev = loop.events
         self._connections = [
             (ev.frame_tracked, self._on_frame),

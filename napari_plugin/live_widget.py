@@ -285,7 +285,10 @@ class LiveWidget(QWidget):
             self._status(stats=stats)
         except Exception as exc:
             self.show_message(f"Stop: {one_line(exc)}")
-        self._tick()  # show the last frame and events
+        self._tick()  # take the last results and events
+        latest = loop.latest()
+        if latest is not None:  # and show the very last frame, with its trajectories
+            self._show(*latest, with_tracks=True)
         self.feed.disconnect()
         self.timer.stop()
         self._update_enabled()

@@ -19,6 +19,7 @@ import contextlib
 import csv
 import json
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,8 @@ class LazyFrames:
         self.dtype = np.dtype(source.dtype)
         self.ndim = len(self.shape)
         self._lock = threading.Lock()  # one file handle; napari may slice from a worker thread
+        # close the file when the layer lets go of the frames (napari has no close hook)
+        weakref.finalize(self, source.close)
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -1,0 +1,38 @@
+"""`tfll demo`: napari streaming the synthetic camera, or one line when there is no display."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TFLL = [sys.executable, "-m", "tfll_live.cli"]
+
+
+def _env(**changes):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(changes)
+    return env
+
+
+def test_demo_without_a_display_says_so_in_one_line():
+    p = subprocess.run([*TFLL, "demo"], env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "display" in lines[0] and "tfll live" in lines[0]
+    assert "Traceback" not in p.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display (run under xvfb-run)")
+def test_demo_streams_and_tracks_then_closes():
+    p = subprocess.run([*TFLL, "demo", "--duration", "3", "--fps", "30"],
+                       env=_env(DISPLAY=os.environ["DISPLAY"]), capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    last = p.stdout.strip().splitlines()[-1]
+    assert last.startswith("tfll demo:"), p.stdout
+    tracked = int(last.split()[2])
+    assert tracked > 10, last
+    assert " 0 dropped" in last

@@ -1,0 +1,180 @@
+"""The TFLL Live dock on a real napari viewer, a real capture loop and the real tracker."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_plugin.layer_data import displacement_colors, points_yx
+from napari_plugin.live_layers import ANATOMY, IMAGE, POINTS, TRACKS, text_overlay
+from napari_plugin.live_widget import MM_CONFIG, REPLAY, SYNTHETIC, LiveWidget
+from napari_plugin.reader import get_reader
+from tfll_live.io import open_stream, read_frames_csv, read_results
+from tfll_live.synth import SynthConfig
+
+# small frames, a blink early on, and a long open interval after it (tracked features)
+SYNTH = SynthConfig(height=240, width=320, n_frames=400, seed=2)
+FPS = 30.0
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = LiveWidget(viewer)
+    w.synth_config = SYNTH
+    w.fps_spin.setValue(FPS)
+    viewer.window.add_dock_widget(w, name="TFLL Live")
+    yield w
+    w.stop_live()
+
+
+def wait_for_points(widget, qtbot, timeout_ms=20_000):
+    """Wait until the display shows a frame with tracked features."""
+    qtbot.waitUntil(lambda: widget.last_shown is not None and widget.last_shown.n_tracked > 0
+                    and POINTS in widget.viewer.layers, timeout=timeout_ms)
+
+
+def test_live_layers_show_the_trackers_results(widget, qtbot):
+    viewer = widget.viewer
+    assert widget.start_live(), widget.message_label.text()
+    assert widget.is_live and widget.live_button.text() == "Stop live"
+    wait_for_points(widget, qtbot)
+    qtbot.waitUntil(lambda: TRACKS in viewer.layers and viewer.layers[TRACKS].visible,
+                    timeout=10_000)
+    widget.stop_live()
+    assert not widget.is_live and widget.live_button.text() == "Start live"
+    # after stop, the display holds the loop's last frame and result: compare layer by layer
+    frame, result = widget.loop.latest()
+    assert widget.last_shown is result
+    np.testing.assert_array_equal(viewer.layers[IMAGE].data, frame)
+    if result.n_tracked:
+        np.testing.assert_allclose(viewer.layers[POINTS].data, points_yx(result.points))
+        np.testing.assert_allclose(viewer.layers[POINTS].face_color,
+                                   displacement_colors(result.point_dy_px,
+                                                       widget.layers.dy_limit_px))
+    shapes = viewer.layers[ANATOMY]
+    expected = (["ellipse"] if result.pupil else []) + (["path"] if result.lid else [])
+    assert shapes.shape_type == expected
+    if result.pupil:
+        y, x = shapes.data[0].mean(axis=0)
+        assert (x, y) == pytest.approx((result.pupil.x_px, result.pupil.y_px))
+    assert text_overlay(viewer).text.split()[0] == result.state.value.upper()
+    # trajectories: built from every FrameResult of the interval, ending at the current points
+    expected = widget.history.tracks()
+    expected = expected[np.lexsort((expected[:, 1], expected[:, 0]))]
+    np.testing.assert_allclose(viewer.layers[TRACKS].data, expected)
+    if result.state.value == "open":
+        for pid, (x, y) in zip(result.point_ids, result.points, strict=True):
+            rows = expected[expected[:, 0] == pid]
+            if len(rows) > 1:
+                np.testing.assert_allclose(rows[-1, 2:], [y, x], atol=1e-4)
+    stats = widget.loop.stats
+    assert stats.dropped == 0 and stats.tracked >= 10
+    assert widget.feed.n_received == stats.tracked  # display may skip, the GUI's feed does not
+    assert f"dropped {stats.dropped}" in widget.status_label.text()
+
+
+def test_stabilized_view_moves_every_layer_by_the_eye_motion(widget, qtbot):
+    widget.start_live()
+    wait_for_points(widget, qtbot)
+    widget.stabilized_check.setChecked(True)
+    widget.stop_live()
+    _, result = widget.loop.latest()
+    shift = [-result.eye_dy_px, -result.eye_dx_px]
+    for name in (IMAGE, POINTS, ANATOMY):
+        np.testing.assert_allclose(widget.viewer.layers[name].translate, shift)
+
+
+def test_controls_are_enabled_only_when_they_make_sense(widget, qtbot, tmp_path):
+    w = widget
+    assert not w.record_button.isEnabled()  # no recording without live
+    assert w.fps_spin.isEnabled() and not w.path_edit.isEnabled()  # synthetic: a rate, no file
+    w.camera_combo.setCurrentText(REPLAY)
+    assert w.path_edit.isEnabled() and w.loop_check.isEnabled() and not w.fps_spin.isEnabled()
+    w.camera_combo.setCurrentText(MM_CONFIG)
+    assert w.exposure_spin.isEnabled() and not w.loop_check.isEnabled()
+    w.camera_combo.setCurrentText(SYNTHETIC)
+    w.start_live()
+    assert not w.camera_combo.isEnabled() and not w.fps_spin.isEnabled()
+    assert w.record_button.isEnabled() and w.enhancement_combo.isEnabled()
+    w.folder_edit.setText(str(tmp_path))
+    w.record_button.click()
+    assert w.is_recording and w.record_button.text() == "Stop recording"
+    # one tracker configuration per recording; folder and format fixed while it runs
+    assert not w.enhancement_combo.isEnabled() and not w.flow_combo.isEnabled()
+    assert not w.format_combo.isEnabled() and not w.folder_edit.isEnabled()
+    w.record_button.click()
+    assert not w.is_recording and w.enhancement_combo.isEnabled()
+    w.live_button.click()
+    assert not w.is_live and not w.record_button.isEnabled() and w.camera_combo.isEnabled()
+
+
+@pytest.mark.parametrize("fmt", ["OME-Zarr", "OME-TIFF"])
+def test_recording_from_the_widget_reopens_with_the_reader(widget, qtbot, tmp_path, fmt):
+    viewer = widget.viewer
+    widget.start_live()
+    widget.folder_edit.setText(str(tmp_path))
+    widget.format_combo.setCurrentText(fmt)
+    path = widget.start_recording()
+    assert path is not None and path.parent == tmp_path, widget.message_label.text()
+    qtbot.waitUntil(lambda: widget.loop.stats.recorded >= 45, timeout=20_000)
+    assert widget.stop_recording() == path
+    widget.stop_live()
+    recorded = widget.loop.stats.recorded
+    # a readable file, with its analysis beside it
+    with open_stream(path) as src:
+        assert src.n_frames == recorded
+        first = src.read(0)
+    assert first.shape == (SYNTH.height, SYNTH.width, 3)
+    analysis = Path(str(path.parent / path.name.split(".")[0]) + ".tfll")
+    cols = read_frames_csv(analysis)
+    assert read_results(analysis)["n_frames"] == recorded == len(cols["frame"])
+    # the reader: the same frames, and one track per interval that has lipid displacement
+    reader = get_reader(str(path))
+    assert reader is not None
+    layers = reader(str(path))
+    kinds = {kw["name"]: (data, kind) for data, kw, kind in layers}
+    image, kind = kinds[path.name.split(".")[0]]
+    assert kind == "image" and image.shape[0] == recorded
+    np.testing.assert_array_equal(np.asarray(image[0]), first)
+    interval = cols["interval"]
+    with_lipid = {int(k) for k in np.unique(interval[np.isfinite(cols["lipid_dy_px"])]) if k >= 0}
+    lipid = [v for k, v in kinds.items() if k.endswith("lipid displacement")]
+    if with_lipid:
+        data, kind = lipid[0]
+        assert kind == "tracks" and set(np.unique(data[:, 0]).astype(int)) == with_lipid
+    # napari opens it through the plugin, the time slider spans the recording
+    viewer.layers.clear()
+    viewer.open(str(path), plugin="tfll-live")
+    assert viewer.layers[0].data.shape[0] == recorded
+    assert viewer.dims.nsteps[0] == recorded
+
+
+def test_bad_inputs_show_a_message_and_leave_the_widget_usable(widget, qtbot, tmp_path):
+    w = widget
+    w.camera_combo.setCurrentText(REPLAY)
+    w.path_edit.setText(str(tmp_path / "missing.ome.tif"))
+    assert not w.start_live()
+    assert "missing.ome.tif" in w.message_label.text() and not w.is_live
+    assert w.live_button.isEnabled() and not w.live_button.isChecked()
+    broken = tmp_path / "broken.ome.tif"
+    broken.write_bytes(b"not a tiff at all")
+    w.path_edit.setText(str(broken))
+    assert not w.start_live()
+    assert "broken.ome.tif" in w.message_label.text()
+    w.camera_combo.setCurrentText(MM_CONFIG)
+    cfg = tmp_path / "broken.cfg"
+    cfg.write_text("Device,Camera,NoSuchAdapter,NoSuchCamera\nProperty,Core,Camera,Camera\n")
+    w.path_edit.setText(str(cfg))
+    assert not w.start_live()
+    assert w.message_label.text().startswith("Cannot start:") and not w.is_live
+    assert "\n" not in w.message_label.text()
+    # still usable: the synthetic camera starts, and a bad recording folder is a message too
+    w.camera_combo.setCurrentText(SYNTHETIC)
+    assert w.start_live(), w.message_label.text()
+    assert w.message_label.text() == ""
+    w.folder_edit.setText(str(tmp_path / "no" / "such" / "folder"))
+    assert w.start_recording() is None
+    assert "no such folder" in w.message_label.text()
+    assert w.is_live and not w.is_recording
+    wait_for_points(w, qtbot)
