@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
+import tfll_live
 from tfll_live.io import (
     AnalysisWriter,
     StreamError,
@@ -228,6 +232,43 @@ def test_ome_zarr_v04_time_scale_gives_rate(tmp_path):
     np.testing.assert_array_equal(np.stack(frames), _ramp(5, H, W, 3, dtype=np.uint8))
     with open_stream(path) as src:
         assert src.fps == pytest.approx(50.0)
+
+
+_RECORD = """
+import os, sys, time
+import numpy as np
+from tfll_live.acquisition.recorder import Recording
+from tfll_live.tracking import EyeState, FrameResult
+
+recs = [Recording.create(sys.argv[1] + "/" + fmt, fmt, {}) for fmt in ("ome-zarr", "ome-tiff")]
+for i in range(6):
+    frame = np.full((64, 80, 3), i, np.uint8)
+    frame[..., 2] += 100
+    for rec in recs:
+        rec.write(frame, 0.025 * i, {}, FrameResult(i, 0.025 * i, EyeState.OPEN, 0, 0.0, 0.0))
+while any(rec.n_written < 6 for rec in recs):
+    time.sleep(0.01)
+if sys.argv[2] == "close":
+    for rec in recs:
+        rec.close(None)
+os._exit(0)  # "kill": nothing more is written
+"""
+
+
+@pytest.mark.parametrize("end", ["close", "kill"])
+def test_recorder_recordings_read_back_even_when_killed(tmp_path, end):
+    """The project's own recordings: every frame, with the camera's times, closed or not."""
+    env = {**os.environ, "PYTHONPATH": str(Path(tfll_live.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", _RECORD, str(tmp_path), end], env=env, check=True,
+                   timeout=120)
+    for name in ("ome-zarr.ome.zarr", "ome-tiff.ome.tif"):
+        with open_stream(tmp_path / name) as src:
+            assert (src.n_frames, src.shape, src.dtype) == (6, (64, 80, 3), np.uint8), name
+            np.testing.assert_allclose(src.times_s, 0.025 * np.arange(6))
+            assert src.fps == pytest.approx(40.0)  # from the frame times, not a default scale
+            frames = list(src)
+            assert src.problem is None
+        assert [tuple(f[0, 0]) for f in frames[:2]] == [(0, 0, 100), (1, 1, 101)]
 
 
 def test_stream_stem_strips_compound_suffixes():

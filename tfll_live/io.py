@@ -18,7 +18,7 @@ import os
 import xml.etree.ElementTree as ET
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,9 @@ class FrameSource(ABC):
         if self.n_frames is not None and not 0 <= i < self.n_frames:
             raise IndexError(f"{self.path}: frame {i} out of range 0..{self.n_frames - 1}")
 
-    def _finish_setup(self, fps_arg: float | None, declared_fps: list[float | None]) -> None:
-        """Check pixels, pick the frame rate (argument, file's rate, or frame times)."""
+    def _finish_setup(self, fps_arg: float | None, declared_fps: list[float | None],
+                      fallback_fps: float | None = None) -> None:
+        """Check pixels, pick the frame rate: argument, declared rate, frame times, fallback."""
         check_frame_layout(self.path, self.shape, self.dtype)
         if self.times_s is not None and not _usable_times(self.times_s):
             self.metadata["ignored_times"] = "frame times not finite and increasing"
@@ -122,6 +123,8 @@ class FrameSource(ABC):
         if not rates and self.times_s is not None and len(self.times_s) > 1:
             span = float(self.times_s[-1] - self.times_s[0])
             rates.append((len(self.times_s) - 1) / span)
+        if not rates and fallback_fps is not None and fallback_fps > 0:
+            rates.append(fallback_fps)
         if not rates:
             damage = f" ({self.problem})" if self.problem else ""
             raise StreamError(f"{self.path}: no frame rate in the file{damage}; pass --fps")
@@ -315,6 +318,10 @@ class _TiffSource(FrameSource):
             times = ome.get("times_s")
             if times is not None and len(times) >= self._n_expected:
                 self.times_s = times[: self._n_expected]
+        if self.times_s is None:
+            self.times_s = _recorder_times(self.path, self._n_expected)
+            if self.times_s is not None:
+                self.metadata["times_from"] = "camera_frames.jsonl"
         if tif.is_imagej and tif.imagej_metadata:
             ij = {k: v for k, v in tif.imagej_metadata.items() if isinstance(v, (int, float, str))}
             self.metadata["imagej"] = ij
@@ -369,6 +376,29 @@ class _TiffSource(FrameSource):
         if self._tif is not None:
             self._tif.close()
             self._tif = None
+
+
+def _recorder_times(path: Path, n: int) -> np.ndarray | None:
+    """Frame times the recorder logged beside a recording (``<stem>.tfll/camera_frames.jsonl``).
+
+    A recording killed before it closed has no OME-XML, but this log has every frame's time.
+    """
+    log = path.parent / f"{stream_stem(path)}.tfll" / "camera_frames.jsonl"
+    if n < 1 or not log.is_file():
+        return None
+    times: list[float] = []
+    try:
+        with open(log, encoding="utf-8") as fh:
+            for line in fh:
+                if len(times) == n:
+                    break
+                t = _as_float(json.loads(line).get("time_s"))
+                if t is None:
+                    return None
+                times.append(t)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return np.asarray(times) if len(times) == n else None
 
 
 def _readable_pages(tif: Any) -> list[Any]:
@@ -551,23 +581,20 @@ class _ZarrSource(FrameSource):
         self._arr, self.n_frames = arr, n
         self.dtype = np.dtype(arr.dtype)
         self.shape = _block_to_frame(np.empty(self._block, np.uint8), self._planar).shape
-        frame_meta = attrs.get("ome_writers", {}).get("frame_metadata") or []
         self.metadata = {"format": "ome-zarr" if multiscales else "zarr", "axes": axes,
                          **{k: v for k, v in attrs.items() if k not in ("ome", "ome_writers",
                                                                         "multiscales")}}
-        times = [_as_float(m.get("delta_t")) for m in frame_meta if isinstance(m, dict)]
-        if len(times) >= n and all(t is not None for t in times[:n]):
-            self.times_s = np.asarray(times[:n], float)
-        declared: list[float | None] = [_as_float(attrs.get("tfll", {}).get("fps"))
-                                        if isinstance(attrs.get("tfll"), dict) else None]
-        self._finish_setup(fps, [*declared, self._t_scale_fps(multiscales, names)])
+        self.times_s = _zarr_times(node, attrs, n)
+        session: dict[str, Any] = attrs.get("tfll") or {}
+        if not isinstance(session, dict):
+            session = {}
+        # the time axis' scale comes last: writers put 1.0 there when not told the period
+        self._finish_setup(fps, [_as_float(session.get("fps"))],
+                           self._t_scale_fps(multiscales, names))
 
     @staticmethod
     def _t_scale_fps(multiscales: Any, names: list[str]) -> float | None:
-        """Rate from the time axis' scale, only when the axis has a time unit.
-
-        ome-writers writes a scale of 1.0 without a unit when it was not told the frame period.
-        """
+        """Rate from the time axis' scale, only when the axis has a time unit."""
         if not multiscales or "t" not in names:
             return None
         ti = names.index("t")
@@ -605,6 +632,27 @@ class _ZarrSource(FrameSource):
                                   f"({_one_line(e)})", frames_read=start) from e
             for block in frames:
                 yield _block_to_frame(block, self._planar)
+
+
+def _zarr_times(group: Any, attrs: dict[str, Any], n: int) -> np.ndarray | None:
+    """Frame times of a Zarr recording, one for each of its ``n`` frames, or None.
+
+    From the recorder's ``time_s`` array (there from the first frame, so a killed recording
+    has it), else from ome-writers' per-frame ``delta_t``.
+    """
+    import zarr
+
+    arr = None
+    if isinstance(group, zarr.Group):
+        with suppress(KeyError):
+            arr = group["time_s"]
+    if isinstance(arr, zarr.Array) and arr.ndim == 1 and arr.shape[0] >= n:
+        return np.asarray(arr[:n], float)
+    meta = attrs.get("ome_writers", {}).get("frame_metadata") or []
+    times = [_as_float(m.get("delta_t")) for m in meta if isinstance(m, dict)]
+    if len(times) >= n and all(t is not None for t in times[:n]):
+        return np.asarray(times[:n], float)
+    return None
 
 
 # -- analysis output ----------------------------------------------------------------------------
