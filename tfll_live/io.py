@@ -34,6 +34,7 @@ RESULTS_SCHEMA = "tfll-results/1"
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 _VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg")
 _COMPOUND_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr")
+_ZARR_READ_BYTES = 16 * 2**20
 _TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0,
                  "second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "minute": 60.0}
 
@@ -622,7 +623,10 @@ class _ZarrSource(FrameSource):
 
     def __iter__(self) -> Iterator[np.ndarray]:
         assert self.n_frames is not None
-        step = self._arr.chunks[self._t_dim] if self._t_dim is not None else 1
+        # whole chunks, several at once (zarr fetches them concurrently), ~16 MB at a time
+        chunk = self._arr.chunks[self._t_dim] if self._t_dim is not None else 1
+        chunk_bytes = chunk * int(np.prod(self._block)) * self.dtype.itemsize
+        step = chunk * max(1, _ZARR_READ_BYTES // max(chunk_bytes, 1))
         for start in range(0, self.n_frames, step):
             stop = min(start + step, self.n_frames)
             try:
