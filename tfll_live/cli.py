@@ -232,9 +232,42 @@ def run_demo(args: argparse.Namespace) -> int:
     return demo(fps=args.fps, duration_s=args.duration)
 
 
+# -- live -----------------------------------------------------------------------------------------
+
+
+def add_live(sub: Any) -> None:
+    """``tfll live``: headless live acquisition, tracking and recording."""
+    p = sub.add_parser("live", parents=[COMMON], help="track (and record) a camera live, headless",
+                       description="Acquire from a Micro-Manager camera (default: the synthetic "
+                       "interferometer), track every frame and optionally record; Ctrl-C stops "
+                       "and finalises the recording.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", metavar="CFG", type=Path,
+                        help="Micro-Manager configuration file (default: the synthetic camera)")
+    source.add_argument("--replay", metavar="PATH", type=Path,
+                        help="replay a recorded stream (anything tfll analyze reads) as the camera")
+    p.add_argument("--record", metavar="OUT", type=Path,
+                   help="record to OUT (never overwritten: a free name is picked and reported)")
+    p.add_argument("--format", choices=("ome-zarr", "ome-tiff"), default="ome-zarr",
+                   help="recording format (default ome-zarr)")
+    p.add_argument("--duration", metavar="S", type=_positive(float),
+                   help="stop after S seconds (default: at Ctrl-C or the end of a replay)")
+    p.add_argument("--fps", type=_positive(float), help="synthetic camera frame rate (default 45)")
+    p.add_argument("--fast", action="store_true",
+                   help="replay as fast as tracking goes instead of at the recorded rate")
+    p.set_defaults(run=run_live)
+
+
+def run_live(args: argparse.Namespace) -> int:
+    """Hand over to the capture loop's command-line front end."""
+    from .acquisition.live import run_live as live
+
+    return live(args)
+
+
 # -- the command ----------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo, add_live]
 """Registration functions, one per subcommand, in the order ``tfll --help`` lists them."""
 
 

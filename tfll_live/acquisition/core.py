@@ -89,17 +89,30 @@ def make_core(
 def _core_from_config(path: Path) -> UniMMCore:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such Micro-Manager configuration file")
-    core = UniMMCore()  # C++ devices need the Micro-Manager installation it looks up
+    # C++ devices need the Micro-Manager installation the core looks up; a configuration of
+    # Python devices does not, so a missing installation is only mentioned if loading fails
+    core = new_core()
     try:
-        core.loadSystemConfiguration(path)
+        with _quiet_pymmcore_log():
+            core.loadSystemConfiguration(path)
     except Exception as e:
         hint = ""
-        if find_micromanager() is None:
+        if not _has_micromanager():
             hint = " (no Micro-Manager installation found: run `mmcore install`)"
-        raise ValueError(f"{path}: cannot load configuration: {_one_line(e)}{hint}") from e
-    if not core.getCameraDevice():
+        why = _one_line(e).replace(f"Error in configuration file {str(path.resolve())!r} at ", "")
+        raise ValueError(f"{path}: cannot load configuration: {why}{hint}") from e
+    camera = core.getCameraDevice()
+    if not camera:
         raise ValueError(f"{path}: the configuration selects no camera (Core, Camera)")
+    ok = DeviceInitializationState.InitializedSuccessfully
+    if core.getDeviceInitializationState(camera) != ok:
+        raise ValueError(f"{path}: camera {camera!r} failed to initialise")
     return core
+
+
+def _has_micromanager() -> bool:
+    with _quiet_pymmcore_log():
+        return find_micromanager() is not None
 
 
 def _one_line(e: BaseException) -> str:

@@ -31,8 +31,8 @@ FORMATS: dict[str, str] = {"ome-zarr": ".ome.zarr", "ome-tiff": ".ome.tif"}
 RECORDING_SCHEMA = "tfll-recording/1"
 
 
-def _suffixed(path: Path, fmt: str) -> Path:
-    """``path`` ending in the format's suffix (``rec`` -> ``rec.ome.zarr``)."""
+def with_format_suffix(path: Path, fmt: str) -> Path:
+    """Return ``path`` ending in the format's suffix (``rec`` -> ``rec.ome.zarr``)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown recording format {fmt!r}: use one of {', '.join(FORMATS)}")
     name = path.name
@@ -53,7 +53,7 @@ def free_path(path: str | Path, fmt: Format) -> Path:
 
     A name is taken when the recording or its analysis folder exists.
     """
-    p = _suffixed(Path(path).expanduser(), fmt)
+    p = with_format_suffix(Path(path).expanduser(), fmt)
     stem, suffix = stream_stem(p), p.name[len(stream_stem(p)):]
     k = 0
     candidate = p

@@ -116,12 +116,16 @@ class ReplayCamera(CameraDevice):
         """(index in file, frame, last of the stream?) over one pass, or forever if looping."""
         src = self.source
         while True:
-            it = iter(src)
             previous: tuple[int, np.ndarray] | None = None
-            for i, frame in enumerate(it):
+            try:
+                for i, frame in enumerate(src):
+                    if previous is not None:
+                        yield previous[0], previous[1], False
+                    previous = (i, frame)
+            except StreamError:  # a damaged file: its last intact frame, then the error
                 if previous is not None:
                     yield previous[0], previous[1], False
-                previous = (i, frame)
+                raise
             if previous is None:
                 raise StreamError(f"{src.path}: no frame to replay")
             yield previous[0], previous[1], not self._loop

@@ -73,9 +73,10 @@ class SyntheticCamera(CameraDevice):
 
     def set_exposure(self, exposure: float) -> None:
         """Set the exposure in ms, hence the frame rate."""
+        exposure = float(exposure)  # a configuration file hands strings
         if not exposure > 0:
             raise ValueError(f"exposure must be positive, got {exposure}")
-        self._fps = 1000.0 / float(exposure)
+        self._fps = 1000.0 / exposure
 
     @pymm_property(is_pre_init=True, name="Width")
     def width(self) -> int:

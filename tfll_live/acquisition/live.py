@@ -1,0 +1,128 @@
+"""``tfll live``: headless live acquisition, tracking and recording from the command line.
+
+A one-line status on stderr is redrawn a few times a second (frames/s, dropped, eye state,
+current tau; a line every few seconds when stderr is not a terminal), and a summary is printed
+at the end. Ctrl-C (SIGINT) stops acquisition cleanly and finalises the recording.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+from tfll_live.synth import SynthConfig
+from tfll_live.tracking import Interval
+
+from .core import make_core
+from .loop import CaptureLoop, CaptureStats
+from .recorder import with_format_suffix
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class StatusLine:
+    """The live status: redrawn in place on a terminal, one line every ``log_every_s`` otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, log_every_s: float = 5.0) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self._every_s = 0.25 if self.tty else log_every_s
+        self._last = 0.0
+        self._width = 0
+
+    def show(self, stats: CaptureStats, recording: Path | None, force: bool = False) -> None:
+        """Redraw (if due) from the loop's counters."""
+        now = time.monotonic()
+        if not force and now - self._last < self._every_s:
+            return
+        self._last = now
+        tau = f"{stats.current_tau_s:.2f} s" if stats.current_tau_s is not None else "-"
+        rec = f" | rec {stats.recorded} -> {recording.name}" if recording is not None else ""
+        text = (f"{stats.elapsed_s:6.1f} s | {stats.fps:5.1f} frames/s | {stats.tracked} tracked"
+                f" | {stats.dropped} dropped | {stats.eye_state or '-':5} | tau {tau}{rec}")
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the redrawn line."""
+        if self.tty and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+def run_live(args: argparse.Namespace) -> int:
+    """Run ``tfll live`` with parsed arguments; returns the exit status.
+
+    Bad input (configuration, replay file, output path) raises ValueError/OSError with a
+    one-line message, which ``tfll`` prints as ``tfll: error: ...``.
+    """
+    synth = SynthConfig(fps=args.fps) if getattr(args, "fps", None) else None
+    core = make_core(config=args.config, replay=args.replay, synth=synth,
+                     realtime=not getattr(args, "fast", False))
+    loop = CaptureLoop(core)
+    taus: list[float] = []
+    n_blinks = [0]
+    record_errors: list[str] = []
+    ended = threading.Event()
+
+    def on_interval(interval: Interval) -> None:
+        if interval.spread is not None and interval.spread.b > 0:
+            taus.append(interval.spread.tau_s)
+
+    loop.events.blink.connect(lambda _b: n_blinks.__setitem__(0, n_blinks[0] + 1))
+    loop.events.interval_fit.connect(on_interval)
+    loop.events.recording_stopped.connect(
+        lambda _p, err: record_errors.append(err) if err else None)
+    loop.events.stopped.connect(lambda _s: ended.set())
+    errors: list[str] = []
+    loop.events.error.connect(errors.append)
+
+    status = StatusLine()
+    interrupted = False
+    recording: Path | None = None
+    loop.start()
+    try:
+        if args.record is not None:
+            recording = loop.start_recording(args.record, args.format)
+            asked = with_format_suffix(Path(args.record).expanduser(), args.format)
+            if recording != asked:
+                print(f"tfll: {asked} exists; recording to {recording}", file=sys.stderr)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while not ended.is_set() and (deadline is None or time.monotonic() < deadline):
+            status.show(loop.stats, recording if loop.is_recording else None)
+            ended.wait(0.05)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            stats = loop.stop()
+        except KeyboardInterrupt:  # a second Ctrl-C while stopping: stop anyway, quietly
+            stats = loop.stop(timeout_s=1.0)
+        status.show(stats, None, force=True)
+        status.finish()
+    print(_summary(stats, n_blinks[0], taus, recording, interrupted))
+    for err in errors:
+        print(f"tfll: error: {err}", file=sys.stderr)
+    return EXIT_FAILED if errors or record_errors else EXIT_OK
+
+
+def _summary(stats: CaptureStats, n_blinks: int, taus: list[float], recording: Path | None,
+             interrupted: bool) -> str:
+    how = "stopped by Ctrl-C" if interrupted else stats.state.value
+    tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
+    rec = f"; recorded {stats.recorded} frames -> {recording}" if recording is not None else ""
+    return (f"live ({how}): {stats.acquired} frames acquired, {stats.tracked} tracked, "
+            f"{stats.dropped} dropped in {stats.elapsed_s:.1f} s "
+            f"({stats.tracked / max(stats.elapsed_s, 1e-9):.1f} frames/s); latency median "
+            f"{stats.latency_ms_median:.1f} ms, p95 {stats.latency_ms_p95:.1f} ms; "
+            f"{n_blinks} blinks, {len(taus)} interval fits{tau}{rec}")
