@@ -281,18 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _message(e: BaseException) -> str:
-    """One line for an error: OSError as '<file>: <reason>', others as their text."""
-    if isinstance(e, OSError) and e.strerror:
-        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
-    else:
-        text = str(e) or type(e).__name__
-    return " ".join(text.split())
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run ``tfll``; returns the exit status (0 ok, 2 bad input or usage, 1 unexpected failure)."""
-    from .io import StreamError
+    from .io import StreamError, one_line
 
     parser = build_parser()
     try:
@@ -311,12 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     except (StreamError, ValueError, OSError) as e:
         if debug:
             traceback.print_exc()
-        print(f"tfll: error: {_message(e)}", file=sys.stderr)
+        print(f"tfll: error: {one_line(e, limit=2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as e:
         if debug:
             traceback.print_exc()
-        print(f"tfll: error: unexpected {type(e).__name__}: {_message(e)} (run with --debug "
+        print(f"tfll: error: unexpected {type(e).__name__}: {one_line(e)} (run with --debug "
               "for the traceback)", file=sys.stderr)
         return EXIT_FAILED
 

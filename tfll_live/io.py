@@ -32,7 +32,6 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 RESULTS_SCHEMA = "tfll-results/1"
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
-_VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".wmv", ".mpg", ".mpeg")
 _COMPOUND_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr")
 _ZARR_READ_BYTES = 16 * 2**20
 _TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0,
@@ -249,7 +248,7 @@ class _TiffSource(FrameSource):
                 self._tif = tif = tifffile.TiffFile(path)
             except Exception as e:  # tifffile raises many types for a broken file
                 raise StreamError(f"{path}: not a readable TIFF, truncated or damaged "
-                                  f"({_one_line(e)})") from e
+                                  f"({one_line(e)})") from e
             pages: Any
             try:
                 series = tif.series[0]
@@ -358,7 +357,7 @@ class _TiffSource(FrameSource):
         try:
             return _block_to_frame(self._read_block(i), self._planar)
         except Exception as e:
-            raise StreamError(f"{self.path}: frame {i} is unreadable ({_one_line(e)})",
+            raise StreamError(f"{self.path}: frame {i} is unreadable ({one_line(e)})",
                               frames_read=i) from e
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -481,9 +480,14 @@ def _as_float(v: object) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _one_line(e: object) -> str:
-    text = str(e).strip() or type(e).__name__
-    return " ".join(text.split())[:200]
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """Render an exception as one line (OSError as '<file>: <reason>'), at most ``limit`` long."""
+    if isinstance(e, OSError) and e.strerror:
+        text = f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    else:
+        text = str(e).strip() or type(e).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _VideoSource(FrameSource):
@@ -555,7 +559,7 @@ class _ZarrSource(FrameSource):
             node = zarr.open(store=str(path), mode="r")
         except Exception as e:
             raise StreamError(f"{path}: not an image stream (a directory that is not a "
-                              f"readable Zarr store: {_one_line(e)})") from e
+                              f"readable Zarr store: {one_line(e)})") from e
         attrs: dict[str, Any] = dict(node.attrs)
         ome = attrs.get("ome", attrs)  # 0.5 nests under "ome", 0.4 has multiscales at the top
         multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
@@ -618,7 +622,7 @@ class _ZarrSource(FrameSource):
         try:
             return _block_to_frame(self._read_frames(i, i + 1)[0], self._planar)
         except Exception as e:
-            raise StreamError(f"{self.path}: frame {i} is unreadable ({_one_line(e)})",
+            raise StreamError(f"{self.path}: frame {i} is unreadable ({one_line(e)})",
                               frames_read=i) from e
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -633,7 +637,7 @@ class _ZarrSource(FrameSource):
                 frames = self._read_frames(start, stop)
             except Exception as e:
                 raise StreamError(f"{self.path}: frames {start}..{stop - 1} are unreadable "
-                                  f"({_one_line(e)})", frames_read=start) from e
+                                  f"({one_line(e)})", frames_read=start) from e
             for block in frames:
                 yield _block_to_frame(block, self._planar)
 
@@ -753,7 +757,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
         raise StreamError(f"{f}: no such file (not an analysis directory, or the analysis did "
                           "not finish)") from e
     except (OSError, ValueError) as e:
-        raise StreamError(f"{f}: not a readable results file ({_one_line(e)})") from e
+        raise StreamError(f"{f}: not a readable results file ({one_line(e)})") from e
     schema = doc.get("schema") if isinstance(doc, dict) else None
     if schema != RESULTS_SCHEMA:
         raise StreamError(f"{f}: schema {schema!r} is not {RESULTS_SCHEMA!r}")
@@ -772,7 +776,7 @@ def read_frames_csv(path: str | Path) -> dict[str, np.ndarray]:
     except FileNotFoundError as e:
         raise StreamError(f"{f}: no such file") from e
     except (OSError, UnicodeDecodeError) as e:
-        raise StreamError(f"{f}: not readable ({_one_line(e)})") from e
+        raise StreamError(f"{f}: not readable ({one_line(e)})") from e
     if not rows or any(c not in rows[0] for c in FRAME_COLUMNS):
         missing = [c for c in FRAME_COLUMNS if not rows or c not in rows[0]]
         raise StreamError(f"{f}: not a frames.csv of {RESULTS_SCHEMA} (missing columns: "
@@ -789,5 +793,5 @@ def read_frames_csv(path: str | Path) -> dict[str, np.ndarray]:
             else:
                 cols[name] = np.asarray([float(v) if v else np.nan for v in values], dtype=float)
     except ValueError as e:
-        raise StreamError(f"{f}: bad value in column {name!r} ({_one_line(e)})") from e
+        raise StreamError(f"{f}: bad value in column {name!r} ({one_line(e)})") from e
     return cols
