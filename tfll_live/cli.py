@@ -147,9 +147,11 @@ def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> st
     taus = [iv["spread"]["tau_s"] for iv in results["intervals"]
             if iv.get("spread") and iv["spread"].get("tau_s") is not None]
     tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
+    n_resets = (results.get("resets") or {}).get("count", 0)
+    resets = f", {n_resets} tracker resets (bad frames)" if n_resets else ""
     return (f"{results['source']}: {n} frames in {elapsed_s:.1f} s "
             f"({n / max(elapsed_s, 1e-9):.0f} frames/s): {len(blinks)} blinks ({partial} partial), "
-            f"{len(results['intervals'])} intervals{tau} -> {out_dir}")
+            f"{len(results['intervals'])} intervals{tau}{resets} -> {out_dir}")
 
 
 # -- synth ----------------------------------------------------------------------------------------
