@@ -220,7 +220,6 @@ class SyntheticStream:
         is_open = lid <= 0.0
         # intervals: open stretches; spread restarts at each interval's first frame
         spread = np.zeros(n)
-        interval_of = np.full(n, -1)
         intervals: list[dict] = []
         starts = [0] + [b["end_frame"] + 1 for b in blinks]
         ends = [b["start_frame"] - 1 for b in blinks] + [n - 1]
@@ -231,15 +230,31 @@ class SyntheticStream:
                 amp *= 0.4  # a partial blink leaves most of the layer in place
             tt = t[s : e + 1] - t[s]
             spread[s : e + 1] = -amp * (1 - np.exp(-tt / tau))
-            interval_of[s : e + 1] = k
             intervals.append({"start_frame": s, "end_frame": e, "amplitude_px": float(amp),
                               "tau_s": float(tau), "starts_after_partial": bool(k > 0 and not blinks[k - 1]["complete"])})
-        # the lipid of the finished interval stays where it was during the blink that follows
+        # where the layer sits on the eye: a complete blink lays a new layer (switched while the
+        # lid covers the eye, at mid-blink) that starts from 0; a partial blink leaves the layer
+        # in place, so it moves on from where it was
+        field_of = np.zeros(n, int)
+        field_dy = spread.copy()
+        field, base = 0, 0.0
         for k, b in enumerate(blinks):
-            spread[b["start_frame"] : b["end_frame"] + 1] = spread[b["start_frame"] - 1]
-            interval_of[b["start_frame"] : b["end_frame"] + 1] = k
+            s0, e0 = b["start_frame"], b["end_frame"]
+            prev_end = spread[s0 - 1] + base
+            mid = (s0 + e0) // 2
+            field_dy[s0 : e0 + 1] = prev_end
+            field_of[s0:mid] = field
+            if b["complete"]:
+                field, base = k + 1, 0.0
+            else:
+                base = prev_end
+            field_of[mid : e0 + 1] = field
+            nxt_end = ends[k + 1]
+            field_of[e0 + 1 : nxt_end + 1] = field
+            field_dy[e0 + 1 : nxt_end + 1] = spread[e0 + 1 : nxt_end + 1] + base
         self._spread = spread
-        self._layer = interval_of  # which thickness field is on the eye in each frame
+        self._field_dy = field_dy
+        self._layer = field_of  # which thickness field is on the eye in each frame
         # eye motion: smooth drift plus saccades (fast steps over ~3 frames)
         drift = np.stack([_smooth_noise(rng, n, fps * 1.5) for _ in range(2)]) * cfg.drift_px
         steps = np.zeros((2, n))
@@ -257,9 +272,13 @@ class SyntheticStream:
     def _make_truth(self) -> GroundTruth:
         cfg = self.config
         y0, y1 = self.tracked_region()
-        med = np.array([float(np.median(self._thickness_field(k)[y0 + self._margin : y1 + self._margin,
-                                                                   self._margin + cfg.width // 4 : self._margin + 3 * cfg.width // 4]))
-                        for k in range(len(self._intervals))])
+        m = self._margin
+        x0, x1 = m + cfg.width // 4, m + 3 * cfg.width // 4
+        thickness = np.empty(cfg.n_frames)
+        for i in range(cfg.n_frames):  # the part of the layer over the tracked region now
+            off = int(round(-self._field_dy[i]))
+            field = self._thickness_field(int(self._layer[i]))
+            thickness[i] = np.median(field[y0 + m + off : y1 + m + off : 2, x0:x1:2])
         return GroundTruth(
             fps=cfg.fps,
             time_s=self._t.copy(),
@@ -267,7 +286,7 @@ class SyntheticStream:
             eye_dx_px=self._eye_xy[0].copy(),
             eye_dy_px=self._eye_xy[1].copy(),
             lipid_dy_px=np.where(self._open, self._spread, 0.0),
-            thickness_nm=med[self._layer],
+            thickness_nm=thickness,
             blinks=list(self._blinks),
             intervals=list(self._intervals),
         )
@@ -297,12 +316,12 @@ class SyntheticStream:
         eye_m = np.float32([[1, 0, ex - m], [0, 1, ey - m]])
         eye = cv2.warpAffine(self._eye, eye_m, (w, h), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_REFLECT)
-        lip_m = np.float32([[1, 0, ex - m], [0, 1, ey + self._spread[i] - m]])
+        lip_m = np.float32([[1, 0, ex - m], [0, 1, ey + self._field_dy[i] - m]])
         thick = cv2.warpAffine(self._thickness_field(int(self._layer[i])), lip_m, (w, h),
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         film = self._lut[np.clip(thick, 0, 255).astype(np.uint8)]
         # the film lies on the cornea only (above the lower lid)
-        img = 0.55 * eye + 0.55 * film * self._cornea_mask(ex, ey)[..., None]
+        img = 0.65 * eye + 0.45 * film * self._cornea_mask(ex, ey)[..., None]
         lid_frac = float(self._lid[i])
         if lid_frac > 0:
             img = self._draw_upper_lid(img, lid_frac, ex, ey)

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 
+from .anatomy import find_lower_lid
+from .blink import BlinkDetector
 from .config import TrackerConfig
-from .results import FrameResult, Summary
+from .enhance import Enhancer
+from .frame import Luminance, bad_frame_reason, check_frame
+from .lipid import make_lipid_tracker
+from .results import Blink, Circle, EyeState, FrameResult, Interval, LidCurve, Summary
+from .spread import SpreadFitter
+from .stabilize import Stabilizer
+
+LID_EVERY = 15  # frames between lower-lid refits; in between the lid moves with the eye
+HISTORY = 4  # recent frames kept so an interval can start at its true first open frame
+LID_CLEARANCE_PX = 12.0  # keep features off the lid margin, an eye-fixed edge that would anchor them
+
+
+@dataclass(slots=True)
+class _Recent:
+    """A recent frame as the lipid tracker needs it."""
+
+    index: int
+    time_s: float
+    enhanced: np.ndarray
+    eye_xy: tuple[float, float]
+    mask: np.ndarray | None
 
 
 class Tracker:
@@ -18,19 +44,186 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
+        cfg = self.config
+        self._luminance = Luminance()
+        self._stabilizer = Stabilizer()
+        self._blinks_detector = BlinkDetector(cfg.blink_z_on, cfg.blink_z_off)
+        self._enhancer = Enhancer(cfg.enhancement)
+        self._lipid = make_lipid_tracker(cfg.flow, cfg.max_features)
+        self._fitter = SpreadFitter(cfg.fit_every, cfg.min_fit_s)
+        self.reset()
+
+    # -- public API ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the stream (new camera, new session)."""
+        self._frame = 0
+        self._blinks: list[Blink] = []
+        self._intervals: list[Interval] = []
+        self._restart()
+
+    def summary(self) -> Summary:
+        """Blinks and intervals closed so far (the open interval is not included)."""
+        return Summary(tuple(self._blinks), tuple(self._intervals))
+
+    def finish(self) -> Summary:
+        """End of stream: close the open interval (final fit) or blink, return the summary."""
+        last = self._frame - 1
+        if self._interval_start is not None:
+            self._close_interval(last)
+        elif self._blinks_detector.blinking and self._blink_start is not None:
+            self._blinks.append(Blink(self._blink_start, last, True))
+            self._blink_start = None
+        return self.summary()
 
     def push(self, frame: np.ndarray, t: float) -> FrameResult:
         """Track one frame taken at time ``t`` (seconds, any origin, increasing)."""
-        raise NotImplementedError
+        check_frame(frame)
+        i = self._frame
+        self._frame += 1
+        if self._t0 is None:
+            self._t0 = float(t)
+        time_s = float(t) - self._t0
+        reason = None
+        if self._shape is not None and frame.shape != self._shape:
+            reason = f"frame size changed from {self._shape} to {frame.shape}"
+        bad = bad_frame_reason(frame, None)
+        gray = None if bad else self._luminance(frame)
+        bad = bad or bad_frame_reason(frame, gray)
+        if reason or bad:
+            return self._reset_mid_stream(i, time_s, reason or bad or "", frame.shape)
+        self._shape = frame.shape
+        assert gray is not None
+        return self._track(i, time_s, gray, self._luminance.interference(frame, gray))
 
-    def summary(self) -> Summary:
-        """Blinks and intervals so far (the open interval is not included)."""
-        raise NotImplementedError
+    # -- internals ----------------------------------------------------------------------------
+    def _restart(self) -> None:
+        """Reset every stage; keeps the frame count and the closed blinks and intervals."""
+        self._t0: float | None = None
+        self._shape: tuple[int, ...] | None = None
+        for stage in (self._luminance, self._stabilizer, self._blinks_detector, self._enhancer,
+                      self._lipid, self._fitter):
+            stage.reset()
+        self._interval_start: int | None = None
+        self._interval_t0 = 0.0
+        self._blink_start: int | None = None
+        self._lid_rest: LidCurve | None = None
+        self._lid_age = LID_EVERY
+        self._recent: deque[_Recent] = deque(maxlen=HISTORY)
+        self._open_ok = True  # a stream starts open unless the detector says otherwise
 
-    def finish(self) -> Summary:
-        """End of stream: close the open interval (final fit) and return the summary."""
-        raise NotImplementedError
+    def _reset_mid_stream(self, i: int, time_s: float, reason: str,
+                          shape: tuple[int, ...]) -> FrameResult:
+        ended = self._close_interval(i - 1) if self._interval_start is not None else None
+        t0 = self._t0
+        self._restart()
+        self._t0 = t0  # times stay relative to the stream's first frame
+        return FrameResult(i, time_s, EyeState.BLINK, -1, float("nan"), float("nan"),
+                           interval_ended=ended, reset_reason=reason)
 
-    def reset(self) -> None:
-        """Forget the stream (new camera, new session)."""
-        raise NotImplementedError
+    def _track(self, i: int, time_s: float, gray: np.ndarray, pattern: np.ndarray) -> FrameResult:
+        motion = self._stabilizer.push(gray)
+        eye = (motion.dx_px, motion.dy_px)
+        lid = self._lid(gray, motion.pupil, eye)
+        rows = _region_rows(motion.pupil, lid)
+        event = self._blinks_detector.push(i, gray, eye[0], eye[1], rows)
+        enhanced = self._enhancer.push(pattern)
+        mask = _region_mask(gray.shape, motion.pupil, lid)
+        self._recent.append(_Recent(i, time_s, enhanced, eye, mask))
+        ended_interval = None
+        if event.started is not None:
+            self._blink_start = event.started
+            self._open_ok = False
+            if self._interval_start is not None:
+                ended_interval = self._close_interval(event.started - 1)
+        ended_blink = None
+        if event.ended is not None:
+            start, end, complete = event.ended
+            ended_blink = Blink(start, end, complete)
+            self._blinks.append(ended_blink)
+            self._blink_start = None
+            self._enhancer.reset()
+            self._start_interval(end + 1)
+        elif self._interval_start is None and not event.blinking and self._open_ok:
+            self._start_interval(i)  # the stream (or a restart) begins with the eye open
+        if event.blinking or self._interval_start is None:
+            return FrameResult(i, time_s, EyeState.BLINK, -1, *eye, pupil=motion.pupil, lid=lid,
+                               blink_ended=ended_blink, interval_ended=ended_interval)
+        if mask is None:
+            return FrameResult(i, time_s, EyeState.OPEN, len(self._intervals), *eye,
+                               pupil=motion.pupil, lid=lid, blink_ended=ended_blink,
+                               interval_ended=ended_interval)
+        sample = self._lipid.push(enhanced, mask, eye)
+        fit = self._fitter.push(time_s - self._interval_t0, sample.dy_px)
+        return FrameResult(
+            i, time_s, EyeState.OPEN, len(self._intervals), *eye,
+            lipid_dx_px=sample.dx_px, lipid_dy_px=sample.dy_px, n_tracked=len(sample.points),
+            points=sample.points, point_ids=sample.ids, point_dy_px=sample.point_dy_px,
+            pupil=motion.pupil, lid=lid, fit=fit, blink_ended=ended_blink,
+            interval_ended=ended_interval,
+        )
+
+    def _start_interval(self, first: int) -> None:
+        """Open an interval at frame ``first``, replaying the kept frames since then."""
+        self._interval_start = first
+        self._fitter.reset()
+        self._lipid.reset()
+        kept = [r for r in self._recent if r.index >= first and r.mask is not None]
+        self._interval_t0 = kept[0].time_s if kept else (self._recent[-1].time_s if self._recent else 0.0)
+        for r in kept[:-1]:  # the newest frame is pushed by the caller
+            sample = self._lipid.push(r.enhanced, r.mask, r.eye_xy)  # type: ignore[arg-type]
+            self._fitter.push(r.time_s - self._interval_t0, sample.dy_px)
+
+    def _close_interval(self, last: int) -> Interval:
+        """Close the open interval at frame ``last`` with its final fit."""
+        assert self._interval_start is not None
+        times = {r.index: r.time_s for r in self._recent}
+        if last + 1 in times:  # drop samples from frames now known to be in the blink
+            self._fitter.truncate(times[last + 1] - self._interval_t0)
+        interval = Interval(len(self._intervals), self._interval_start, max(last, self._interval_start),
+                            self._fitter.finish())
+        self._intervals.append(interval)
+        self._interval_start = None
+        return interval
+
+    def _lid(self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]) -> LidCurve | None:
+        """Lower lid, refitted every few frames, otherwise carried along with the eye."""
+        self._lid_age += 1
+        if pupil is not None and (self._lid_rest is None or self._lid_age >= LID_EVERY) and (
+                not self._blinks_detector.blinking):
+            found = find_lower_lid(gray, pupil)
+            if found is not None:
+                self._lid_rest = _shift_lid(found, -eye[0], -eye[1])
+                self._lid_age = 0
+        return None if self._lid_rest is None else _shift_lid(self._lid_rest, *eye)
+
+
+def _shift_lid(lid: LidCurve, dx: float, dy: float) -> LidCurve:
+    """The same parabola translated by (dx, dy)."""
+    a, b, c = lid.a, lid.b, lid.c
+    return LidCurve(a, b - 2 * a * dx, a * dx * dx - b * dx + c + dy)
+
+
+def _region_rows(pupil: Circle | None, lid: LidCurve | None) -> tuple[float, float] | None:
+    """Rows of the tracked region at the pupil's column."""
+    if pupil is None or lid is None:
+        return None
+    top = pupil.y_px + 1.15 * pupil.r_px + 4.0
+    bottom = float(lid.y_at(pupil.x_px)) - LID_CLEARANCE_PX
+    return (top, bottom) if bottom > top + 8 else None
+
+
+def _region_mask(shape: tuple[int, ...], pupil: Circle | None, lid: LidCurve | None) -> np.ndarray | None:
+    """The cornea between the pupil and the lower lid, as a uint8 mask (None if unknown)."""
+    rows = _region_rows(pupil, lid)
+    if rows is None or pupil is None or lid is None:
+        return None
+    h, w = shape[:2]
+    x0 = max(0.0, pupil.x_px - 2.5 * pupil.r_px)
+    x1 = min(w - 1.0, pupil.x_px + 2.5 * pupil.r_px)
+    xs = np.linspace(x0, x1, 24)
+    bottom = np.column_stack([xs[::-1], np.asarray(lid.y_at(xs[::-1])) - LID_CLEARANCE_PX])
+    top = np.array([[x0, rows[0]], [x1, rows[0]]])
+    poly = np.round(np.concatenate([top, bottom])).astype(np.int32)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(mask, [poly], 255)
+    return mask

@@ -1,0 +1,185 @@
+"""Pupil, iris and lower lid: where the eye is, and the cornea region the lipid is tracked in.
+
+The pupil is found once by a Hough transform (darkest circular region), then refined every frame
+to sub-pixel precision by fitting a circle to its margin along rays from the last centre. The
+margin is a sharp, eye-fixed edge, so its centre moves with the eye and not with the lipid
+interference pattern drifting over it; the stabilizer relies on that. The lower lid margin is the
+strongest dark-to-bright... edge below the pupil, fitted with a parabola.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .results import Circle, LidCurve
+
+N_RAYS = 72
+
+
+@dataclass(frozen=True, slots=True)
+class Anatomy:
+    """The eye's landmarks in one frame."""
+
+    pupil: Circle
+    lid: LidCurve | None
+    pupil_inliers: float  # share of rays whose margin agreed with the fitted circle
+
+
+def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle | None:
+    """Pupil found from scratch: dark centre-surround candidates, each refined; best margin wins.
+
+    Candidates come from a centre-surround contrast (disc mean minus ring mean) at a coarse
+    scale over plausible sizes; the interference pattern's patchy brightness makes single
+    detections unreliable, so each is refined to its margin and scored by how much of a clean,
+    strong circle it is.
+    """
+    refiner = refiner or PupilRefiner()
+    h = gray.shape[0]
+    scale = min(1.0, 120.0 / h)
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(np.float32)
+    sh = small.shape[0]
+    best: tuple[float, Circle] | None = None
+    for r in np.geomspace(0.05 * sh, 0.25 * sh, 7):
+        disc = _disc_kernel(r)
+        ring = _disc_kernel(1.5 * r) * (1.5**2) - _pad_to(disc, 1.5 * r)
+        ring /= ring.sum()
+        contrast = cv2.filter2D(small, -1, disc, borderType=cv2.BORDER_REPLICATE) - cv2.filter2D(
+            small, -1, ring, borderType=cv2.BORDER_REPLICATE)
+        m = int(np.ceil(1.5 * r))
+        inner = contrast[m : sh - m, m : small.shape[1] - m]
+        if inner.size == 0:
+            continue
+        iy, ix = np.unravel_index(int(np.argmin(inner)), inner.shape)
+        for grow in (1.0, 1.6, 2.4):
+            guess: Circle | None = Circle((ix + m) / scale, (iy + m) / scale, grow * r / scale)
+            fit = None
+            for _ in range(3):
+                assert guess is not None
+                fit = refiner.refine(gray, guess)
+                if fit is None:
+                    break
+                guess = fit[0]
+            if fit is not None and fit[1] > 0.5 and (best is None or fit[1] * fit[2] > best[0]):
+                best = (fit[1] * fit[2], fit[0])
+    if best is None:
+        return None
+    # the iris margin is a circle too: prefer a clean concentric circle inside it (the pupil)
+    outer = best[1]
+    if outer.r_px < 0.22 * h:
+        return outer
+    for shrink in (0.25, 0.35, 0.5):
+        fit = refiner.refine(gray, Circle(outer.x_px, outer.y_px, shrink * outer.r_px))
+        if fit is not None and fit[1] > 0.6 and fit[0].r_px < 0.7 * outer.r_px and (
+                np.hypot(fit[0].x_px - outer.x_px, fit[0].y_px - outer.y_px) < 0.2 * outer.r_px):
+            return fit[0]
+    return outer
+
+
+def _disc_kernel(r: float) -> np.ndarray:
+    n = int(np.ceil(r))
+    yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
+    k = np.clip(r + 0.5 - np.hypot(xx, yy), 0, 1).astype(np.float32)
+    return k / k.sum()
+
+
+def _pad_to(k: np.ndarray, r: float) -> np.ndarray:
+    n = int(np.ceil(r))
+    p = n - k.shape[0] // 2
+    return np.pad(k, p)
+
+
+class PupilRefiner:
+    """Sub-pixel pupil circle from its margin along rays, robust to lipid texture."""
+
+    def __init__(self) -> None:
+        ang = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
+        self._cos, self._sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+    def refine(self, gray: np.ndarray, guess: Circle) -> tuple[Circle, float, float] | None:
+        """Circle fitted to the margin near ``guess``, its inlier share and margin step, or None.
+
+        The margin step is the median brightness gradient across the margin (grey levels/px).
+        """
+        r0 = guess.r_px
+        radii = np.linspace(0.6 * r0, 1.45 * r0, max(24, int(0.85 * r0))).astype(np.float32)
+        xs = (guess.x_px + np.outer(self._cos, radii)).astype(np.float32)
+        ys = (guess.y_px + np.outer(self._sin, radii)).astype(np.float32)
+        prof = cv2.remap(gray, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0).astype(np.float32)
+        inside = (xs >= 0) & (ys >= 0) & (xs <= gray.shape[1] - 1) & (ys <= gray.shape[0] - 1)
+        prof = cv2.GaussianBlur(prof, (5, 1), 0)
+        grad = np.diff(prof, axis=1)  # dark pupil -> brighter iris: positive step
+        grad[~(inside[:, 1:] & inside[:, :-1])] = -np.inf
+        k = np.argmax(grad, axis=1)
+        strength = grad[np.arange(N_RAYS), k]
+        ok = np.isfinite(strength) & (strength > 0) & (k > 0) & (k < grad.shape[1] - 1)
+        if ok.sum() < N_RAYS // 4:
+            return None
+        # parabolic sub-sample peak
+        idx = np.arange(N_RAYS)[ok]
+        kk = k[ok]
+        g0, g1, g2 = grad[idx, kk - 1], grad[idx, kk], grad[idx, kk + 1]
+        denom = g0 - 2 * g1 + g2
+        frac = np.where(np.abs(denom) > 1e-6, 0.5 * (g0 - g2) / denom, 0.0).clip(-0.5, 0.5)
+        step = radii[1] - radii[0]
+        rr = radii[0] + (kk + 0.5 + frac) * step
+        px = guess.x_px + self._cos[idx] * rr
+        py = guess.y_px + self._sin[idx] * rr
+        w = strength[ok]
+        circle, inliers = _robust_circle(px, py, w)
+        if circle is None or not (0.5 * r0 < circle.r_px < 1.6 * r0):
+            return None
+        return circle, inliers / N_RAYS, float(np.median(w)) / step
+
+
+def _robust_circle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Circle | None, int]:
+    """Weighted algebraic circle fit with iterative outlier rejection."""
+    keep = np.ones(len(x), bool)
+    circle: Circle | None = None
+    for _ in range(4):
+        if keep.sum() < 8:
+            return None, 0
+        xs, ys, ws = x[keep], y[keep], np.sqrt(w[keep])
+        a = np.column_stack([xs, ys, np.ones_like(xs)]) * ws[:, None]
+        b = (xs**2 + ys**2) * ws
+        sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+        cx, cy = sol[0] / 2, sol[1] / 2
+        r = float(np.sqrt(max(sol[2] + cx**2 + cy**2, 1e-9)))
+        circle = Circle(float(cx), float(cy), r)
+        res = np.abs(np.hypot(x - cx, y - cy) - r)
+        tol = max(1.0, 2.5 * 1.4826 * float(np.median(res[keep])))
+        new_keep = res < tol
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return circle, int(keep.sum())
+
+
+def find_lower_lid(gray: np.ndarray, pupil: Circle) -> LidCurve | None:
+    """Lower lid margin: per column, the strongest bright-to-dark edge below the pupil; parabola fit."""
+    h, w = gray.shape
+    y0 = int(min(h - 4, pupil.y_px + 1.3 * pupil.r_px))
+    if y0 >= h - 8:
+        return None
+    cols = np.linspace(0.1 * w, 0.9 * w, 24).astype(int)
+    band = cv2.GaussianBlur(gray[y0:, :], (5, 5), 0).astype(np.float32)
+    grad = band[2:, cols] - band[:-2, cols]  # going down: cornea (bright) -> lid margin (dark)
+    k = np.argmin(grad, axis=0)
+    strength = -grad[k, np.arange(len(cols))]
+    ok = strength > 8
+    if ok.sum() < 6:
+        return None
+    x = cols[ok].astype(np.float64)
+    y = y0 + 1 + k[ok].astype(np.float64)
+    keep = np.ones(len(x), bool)
+    coef = np.zeros(3)
+    for _ in range(3):
+        coef = np.polyfit(x[keep], y[keep], 2)
+        res = np.abs(np.polyval(coef, x) - y)
+        keep = res < max(3.0, 2.5 * float(np.median(res)))
+        if keep.sum() < 6:
+            return None
+    return LidCurve(float(coef[0]), float(coef[1]), float(coef[2]))

@@ -1,0 +1,80 @@
+"""Checking camera frames and turning them into the 8-bit luminance the stages work on."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_SUPPORTED = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+class FrameError(ValueError):
+    """A frame the tracker cannot take at all (wrong type or shape): a caller's mistake."""
+
+
+def check_frame(frame: np.ndarray) -> None:
+    """Raise ``FrameError`` (one line) unless ``frame`` is mono (Y, X) or RGB (Y, X, 3)."""
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype.type not in _SUPPORTED:
+        raise FrameError(f"frame dtype {frame.dtype} is not supported (use uint8 or uint16)")
+    if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
+        raise FrameError(f"frame shape {frame.shape} is neither mono (Y, X) nor RGB (Y, X, 3)")
+    if min(frame.shape[:2]) < 32:
+        raise FrameError(f"frame of {frame.shape[0]}x{frame.shape[1]} px is too small to track")
+
+
+class Luminance:
+    """Converts frames to uint8 luminance with a gain fixed on the first frame of a stream.
+
+    A fixed gain (rather than per-frame normalisation) keeps brightness changes visible to the
+    blink detector; 16-bit and float frames are scaled so the first frame's bright end sits
+    near 200, leaving headroom.
+    """
+
+    def __init__(self) -> None:
+        self._gain: float | None = None
+
+    def reset(self) -> None:
+        """Forget the gain (new stream)."""
+        self._gain = None
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """Luminance of ``frame`` as a contiguous uint8 (Y, X) array."""
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
+        if gray.dtype == np.uint8:
+            return np.ascontiguousarray(gray)
+        if self._gain is None:
+            top = float(np.percentile(gray[::4, ::4], 99.5))
+            self._gain = 200.0 / top if top > 0 else 1.0
+        return cv2.convertScaleAbs(gray.astype(np.float32, copy=False), alpha=self._gain)
+
+    def interference(self, frame: np.ndarray, gray: np.ndarray) -> np.ndarray:
+        """The image the lipid layer is tracked on: red minus blue for colour frames.
+
+        Thin-film interference colours swing between blue and red/yellow as the lipid
+        thickness changes, while the eye seen through the film (iris texture, pupil margin)
+        varies mostly in brightness; the red-blue opponent channel keeps the moving layer and
+        suppresses the eye-fixed texture that would otherwise hold the features back. Mono
+        frames have no colour, so their luminance is used.
+        """
+        if frame.ndim == 2:
+            return gray
+        gain = 1.0 if frame.dtype == np.uint8 else (self._gain or 1.0)
+        diff = cv2.subtract(frame[..., 0], frame[..., 2], dtype=cv2.CV_32F)
+        return cv2.convertScaleAbs(diff, alpha=gain, beta=128.0)
+
+
+def bad_frame_reason(frame: np.ndarray, gray: np.ndarray | None) -> str | None:
+    """Why a well-formed frame cannot be tracked (NaNs, black, saturated), else None."""
+    if frame.dtype.kind == "f" and not np.isfinite(frame).all():
+        return "frame contains NaN or infinite values"
+    if gray is None:
+        return None
+    sample = gray[::8, ::8]
+    if int(sample.max()) <= 3:
+        return "frame is all black"
+    if float((sample >= 254).mean()) > 0.9:
+        return "frame is saturated"
+    return None
+

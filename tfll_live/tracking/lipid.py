@@ -1,0 +1,225 @@
+"""Lipid tracking: displacement of the interference pattern relative to the eye since a blink.
+
+Three methods, as in the paper: sparse Lucas-Kanade on features seeded in the tracked region
+(default: fast and precise), Farneback dense flow over the region, and SSD template matching.
+Each gives per-feature displacements relative to the eye; a robust aggregate (median after
+rejecting outliers by their median absolute deviation) is the layer's displacement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .config import FlowMethod
+
+LK_PARAMS = {
+    "winSize": (21, 21),
+    "maxLevel": 3,
+    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+}
+FB_MAX_PX = 0.7  # forward-backward disagreement beyond which a feature is lost
+RESEED_BELOW = 0.6  # reseed when fewer than this share of max_features survive
+
+
+@dataclass(frozen=True, slots=True)
+class LipidSample:
+    """The layer's displacement relative to the eye since the interval start, and its features."""
+
+    dx_px: float
+    dy_px: float
+    points: np.ndarray  # (N, 2) float32 x, y
+    ids: np.ndarray  # (N,) int64, stable while a feature lives
+    point_dy_px: np.ndarray  # (N,) float32
+
+
+def robust_median(values: np.ndarray) -> tuple[float, np.ndarray]:
+    """Median after rejecting values more than 3 robust sigmas from it; and the inlier mask."""
+    med = float(np.median(values))
+    mad = 1.4826 * float(np.median(np.abs(values - med)))
+    keep = np.abs(values - med) <= max(3.0 * mad, 0.5)
+    return float(np.median(values[keep])), keep
+
+
+class LucasKanadeTracker:
+    """Pyramidal LK on good features in the tracked region, reseeded as features are lost."""
+
+    def __init__(self, max_features: int = 150) -> None:
+        self.max_features = max_features
+        self._next_id = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop all features (a blink ended or the stream restarted)."""
+        self._prev: np.ndarray | None = None
+        self._pts = np.zeros((0, 1, 2), np.float32)
+        self._ids = np.zeros(0, np.int64)
+        self._origin = np.zeros((0, 2), np.float32)  # feature position minus eye, when seeded
+        self._base = np.zeros((0, 2), np.float32)  # layer displacement when the feature was seeded
+        self._last = (0.0, 0.0)
+
+    def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
+        """Seed features on the first open frame of an interval."""
+        self.reset()
+        self._seed(gray, mask, eye_xy)
+        self._prev = gray
+
+    def push(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> LipidSample:
+        """Follow the features into ``gray``; ``mask`` is where the layer may be tracked now."""
+        if self._prev is None:
+            self.start(gray, mask, eye_xy)
+        elif len(self._pts):
+            nxt, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, self._pts, None, **LK_PARAMS)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev, nxt, None, **LK_PARAMS)
+            fb = np.linalg.norm((back - self._pts).reshape(-1, 2), axis=1)
+            xy = nxt.reshape(-1, 2)
+            h, w = gray.shape
+            xi = np.clip(xy[:, 0], 0, w - 1).astype(int)
+            yi = np.clip(xy[:, 1], 0, h - 1).astype(int)
+            ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < FB_MAX_PX) & (mask[yi, xi] > 0)
+            self._keep(ok, nxt)
+        if len(self._pts) < RESEED_BELOW * self.max_features:
+            self._seed(gray, mask, eye_xy)
+        self._prev = gray
+        return self._sample(eye_xy)
+
+    def _keep(self, ok: np.ndarray, nxt: np.ndarray) -> None:
+        self._pts = nxt[ok]
+        self._ids, self._origin, self._base = self._ids[ok], self._origin[ok], self._base[ok]
+
+    def _seed(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
+        want = self.max_features - len(self._pts)
+        if want <= 0:
+            return
+        free = mask.copy()
+        for x, y in self._pts.reshape(-1, 2):
+            cv2.circle(free, (int(x), int(y)), 8, 0, -1)
+        new = cv2.goodFeaturesToTrack(gray, want, qualityLevel=0.01, minDistance=8, mask=free,
+                                      blockSize=7)
+        if new is None:
+            return
+        new = new.astype(np.float32)
+        n = len(new)
+        eye = np.float32(eye_xy)
+        self._pts = np.concatenate([self._pts, new])
+        self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
+        self._next_id += n
+        self._origin = np.concatenate([self._origin, new.reshape(-1, 2) - eye])
+        self._base = np.concatenate([self._base, np.tile(np.float32(self._last), (n, 1))])
+
+    def _sample(self, eye_xy: tuple[float, float]) -> LipidSample:
+        xy = self._pts.reshape(-1, 2)
+        d = xy - np.float32(eye_xy) - self._origin + self._base
+        if len(d) >= 3:
+            dy, keep = robust_median(d[:, 1])
+            dx = float(np.median(d[keep, 0]))
+            self._last = (dx, dy)
+        return LipidSample(*self._last, xy.copy(), self._ids.copy(), d[:, 1].astype(np.float32))
+
+
+class _IncrementalTracker:
+    """Shared bookkeeping of the frame-to-frame methods (Farneback, SSD): they accumulate."""
+
+    def __init__(self, max_features: int = 150) -> None:
+        self.max_features = max_features
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the interval."""
+        self._prev: np.ndarray | None = None
+        self._prev_eye = np.zeros(2)
+        self._acc = np.zeros(2)
+        self._pts = np.zeros((0, 2), np.float32)
+
+    def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
+        """First open frame of an interval."""
+        self.reset()
+        self._prev, self._prev_eye = gray, np.asarray(eye_xy, float)
+
+    def push(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> LipidSample:
+        """Accumulate this frame's layer motion minus the eye's."""
+        if self._prev is None:
+            self.start(gray, mask, eye_xy)
+            return self._sample(np.zeros((0, 2)))
+        eye = np.asarray(eye_xy, float)
+        flows = self._step(self._prev, gray, mask)
+        if len(flows):
+            dy, keep = robust_median(flows[:, 1])
+            self._acc += (float(np.median(flows[keep, 0])), dy) - (eye - self._prev_eye)
+        self._prev, self._prev_eye = gray, eye
+        return self._sample(flows)
+
+    def _sample(self, flows: np.ndarray) -> LipidSample:
+        n = len(self._pts)
+        dy = flows[:, 1].astype(np.float32) if len(flows) == n else np.zeros(n, np.float32)
+        return LipidSample(float(self._acc[0]), float(self._acc[1]), self._pts.copy(),
+                           np.arange(n, dtype=np.int64), dy)
+
+    def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class FarnebackTracker(_IncrementalTracker):
+    """Dense Farneback flow over the tracked region's bounding box (the paper's dense method)."""
+
+    def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        x, y, w, h = cv2.boundingRect(mask)
+        if w < 16 or h < 16:
+            self._pts = np.zeros((0, 2), np.float32)
+            return np.zeros((0, 2))
+        flow = cv2.calcOpticalFlowFarneback(prev[y : y + h, x : x + w], cur[y : y + h, x : x + w],
+                                            None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        gy, gx = np.mgrid[8:h:16, 8:w:16]
+        inside = mask[y + gy, x + gx] > 0
+        self._pts = np.column_stack([x + gx[inside], y + gy[inside]]).astype(np.float32)
+        return flow[gy[inside], gx[inside]].astype(np.float64)
+
+
+class SSDTracker(_IncrementalTracker):
+    """Template matching (sum of squared differences) of patches on a grid in the region."""
+
+    PATCH, SEARCH = 24, 12
+
+    def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        ys, xs = np.nonzero(mask[:: self.PATCH, :: self.PATCH])
+        centres = np.column_stack([xs, ys]) * self.PATCH
+        rng = np.random.default_rng(0)
+        if len(centres) > 32:
+            centres = centres[rng.choice(len(centres), 32, replace=False)]
+        h, w = cur.shape
+        p, s = self.PATCH // 2, self.SEARCH
+        flows, pts = [], []
+        for cx, cy in centres:
+            if not (p + s <= cx < w - p - s and p + s <= cy < h - p - s):
+                continue
+            tmpl = prev[cy - p : cy + p, cx - p : cx + p]
+            win = cur[cy - p - s : cy + p + s, cx - p - s : cx + p + s]
+            res = cv2.matchTemplate(win, tmpl, cv2.TM_SQDIFF)
+            _, _, (mx, my), _ = cv2.minMaxLoc(-res)
+            fx, fy = _subpixel(res, mx, my)
+            flows.append((fx - s, fy - s))
+            pts.append((cx, cy))
+        self._pts = np.asarray(pts, np.float32).reshape(-1, 2)
+        return np.asarray(flows, np.float64).reshape(-1, 2)
+
+
+def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
+    """Parabolic refinement of a minimum of a matching cost surface."""
+
+    def vertex(a: float, b: float, c: float) -> float:
+        d = a - 2 * b + c
+        return 0.0 if abs(d) < 1e-9 else float(np.clip(0.5 * (a - c) / d, -0.5, 0.5))
+
+    h, w = res.shape
+    fx = vertex(res[y, x - 1], res[y, x], res[y, x + 1]) if 0 < x < w - 1 else 0.0
+    fy = vertex(res[y - 1, x], res[y, x], res[y + 1, x]) if 0 < y < h - 1 else 0.0
+    return x + fx, y + fy
+
+
+def make_lipid_tracker(method: FlowMethod, max_features: int) -> LucasKanadeTracker | _IncrementalTracker:
+    """The tracker for a configured flow method."""
+    cls = {FlowMethod.LUCAS_KANADE: LucasKanadeTracker, FlowMethod.FARNEBACK: FarnebackTracker,
+           FlowMethod.SSD: SSDTracker}[FlowMethod(method)]
+    return cls(max_features)

@@ -1,0 +1,80 @@
+"""Video stabilization: the eye's translation against the reference frame, sub-pixel.
+
+The eye is located by its pupil margin (``anatomy``): a sharp edge fixed to the eye, which the
+lipid interference pattern drifting over the cornea does not drag along, unlike whole-frame
+correlation, which locks partly onto the moving lipid texture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .anatomy import PupilRefiner, find_pupil
+from .results import Circle
+
+REDETECT_EVERY = 15  # frames between full searches while the pupil is lost (a search costs ~20 ms)
+MIN_INLIERS = 0.45
+
+
+@dataclass(frozen=True, slots=True)
+class EyeMotion:
+    """The eye's displacement from the reference (full-resolution px) and its pupil."""
+
+    dx_px: float
+    dy_px: float
+    pupil: Circle | None  # None when the pupil was not seen in this frame
+
+
+class Stabilizer:
+    """Follows the pupil frame to frame; the first pupil seen is the reference position."""
+
+    def __init__(self) -> None:
+        self._refiner = PupilRefiner()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the reference (new stream)."""
+        self._ref: Circle | None = None
+        self._last: Circle | None = None
+        self._motion = (0.0, 0.0)
+        self._since_search = REDETECT_EVERY
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether the eye's rest position is known."""
+        return self._ref is not None
+
+    def push(self, gray: np.ndarray, hold: bool = False) -> EyeMotion:
+        """Eye motion in this frame; with ``hold`` (lid over the eye) the last motion is kept."""
+        if hold:
+            return EyeMotion(*self._motion, None)
+        pupil = self._follow(gray)
+        if pupil is None:
+            return EyeMotion(*self._motion, None)
+        if self._ref is None:
+            self._ref = pupil
+        self._motion = (pupil.x_px - self._ref.x_px, pupil.y_px - self._ref.y_px)
+        return EyeMotion(*self._motion, pupil)
+
+    def _follow(self, gray: np.ndarray) -> Circle | None:
+        if self._last is not None:
+            fit = self._refiner.refine(gray, self._last)
+            if fit is not None and fit[1] >= MIN_INLIERS and self._plausible(fit[0]):
+                self._last = fit[0]
+                return fit[0]
+        self._since_search += 1
+        if self._since_search < REDETECT_EVERY:
+            return None
+        self._since_search = 0
+        found = find_pupil(gray, self._refiner)
+        if found is not None and not self._plausible(found):
+            found = None
+        if found is not None:
+            self._last = found
+        return found
+
+    def _plausible(self, pupil: Circle) -> bool:
+        """A pupil changes size slowly: a circle far from the reference size is something else."""
+        return self._ref is None or abs(pupil.r_px - self._ref.r_px) < 0.3 * self._ref.r_px
