@@ -1,0 +1,87 @@
+"""The spread dock: current interval with the tracker's live fit, past intervals, CSV export."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_plugin.spread_panel import TABLE_COLUMNS, SpreadPanel, fit_text
+from napari_plugin.spread_plot import nice_ticks
+from tfll_live.synth import SynthConfig, SyntheticStream
+from tfll_live.tracking import SpreadFit, Tracker
+
+FPS = 45.0
+
+
+@pytest.fixture(scope="module")
+def results():
+    """Every FrameResult of a short synthetic stream with two blinks (real tracker)."""
+    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=330, seed=4, fps=FPS,
+                                         blink_interval_s=(2.5, 3.0), first_blink_s=(1.5, 1.8)))
+    tracker = Tracker()
+    return [tracker.push(stream.render(i), i / FPS) for i in range(len(stream))]
+
+
+def qimage_rgb(widget):
+    img = widget.grab().toImage().convertToFormat(4)  # QImage.Format_RGB32
+    ptr = img.constBits()
+    ptr.setsize(img.height() * img.bytesPerLine())
+    arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
+    return arr[..., 2::-1]  # BGRA -> RGB
+
+
+def test_panel_follows_the_current_interval_and_lists_finished_ones(qtbot, results, tmp_path):
+    panel = SpreadPanel()
+    qtbot.addWidget(panel)
+    ended = [r.interval_ended for r in results if r.interval_ended is not None]
+    assert ended, "the stream should close at least one interval"
+    panel.extend(results)
+    panel.refresh()
+    # the table: one row per finished interval, with the tracker's final fit
+    assert panel.table.rowCount() == len(ended) == len(panel.rows)
+    for row, iv in zip(panel.rows, ended, strict=True):
+        assert int(row[0]) == iv.index and int(row[1]) == iv.start_frame
+        if iv.spread is not None:
+            assert float(row[TABLE_COLUMNS.index("tau_s")]) == pytest.approx(iv.spread.tau_s,
+                                                                             rel=1e-3)
+    # the plot: the open interval's displacement since its first frame, and its live fit
+    last = results[-1]
+    current = [r for r in results if r.interval == last.interval and r.state.value == "open"]
+    dy = [r.lipid_dy_px for r in current if r.lipid_dy_px is not None]
+    np.testing.assert_allclose(panel.plot.dy_px, dy)
+    assert panel.plot.t_s[0] == 0.0
+    assert panel.plot.t_s[-1] == pytest.approx(current[-1].time_s - current[0].time_s)
+    fit = next((r.fit for r in reversed(current) if r.fit is not None), None)
+    assert panel.plot.fit is fit and panel.fit_label.text() == fit_text(fit)
+    # export: the table as CSV
+    out = panel.export_csv(tmp_path / "intervals.csv")
+    with out.open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == list(TABLE_COLUMNS) and rows[1:] == panel.rows
+    panel.clear()
+    assert panel.table.rowCount() == 0 and len(panel.plot.dy_px) == 0
+
+
+def test_plot_draws_the_data_and_the_fit_curve(qtbot):
+    panel = SpreadPanel()
+    qtbot.addWidget(panel)
+    panel.resize(400, 500)
+    t = np.linspace(0, 3, 60)
+    fit = SpreadFit(a=20.0, b=1.2, c=-20.0, r2=0.97, n_points=60)
+    panel.plot.set_data(t, fit.predict(t) + 0.5, fit, "interval 2")
+    rgb = qimage_rgb(panel.plot).astype(int)
+    data_px = (np.abs(rgb - [0, 217, 255]).sum(-1) < 60).sum()
+    fit_px = (np.abs(rgb - [255, 140, 30]).sum(-1) < 60).sum()
+    assert data_px > 60 and fit_px > 100
+    # nothing to fit yet: the data alone
+    panel.plot.set_data(t[:3], np.array([0.0, -0.5, -1.0]), None, "interval 3")
+    rgb = qimage_rgb(panel.plot).astype(int)
+    assert (np.abs(rgb - [255, 140, 30]).sum(-1) < 60).sum() == 0
+
+
+def test_fit_text_and_ticks():
+    assert "not yet" in fit_text(None)
+    text = fit_text(SpreadFit(a=220.9, b=0.511, c=-186.9, r2=0.98, n_points=400, final=True))
+    assert "tau 1.96 s" in text and "amplitude 220.9 px" in text and "0.980" in text
+    assert nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert nice_ticks(-23.0, 4.0)[0] >= -23.0
