@@ -30,8 +30,11 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
     """Compare per-frame results and blinks/intervals with the truth."""
     n = len(results)
     est_blinks = [(b.start_frame, b.end_frame, b.complete) for b in summary.blinks]
-    true_blinks = [(b["start_frame"], b["end_frame"], b["complete"]) for b in truth.blinks
-                   if b["start_frame"] < n]
+    true_blinks = [
+        (b["start_frame"], b["end_frame"], b["complete"])
+        for b in truth.blinks
+        if b["start_frame"] < n
+    ]
     matched, flags = 0, 0
     used: set[int] = set()
     for s, e, c in true_blinks:
@@ -57,8 +60,12 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
         s, e = iv["start_frame"], min(iv["end_frame"], n - 1)
         if e - s < 10:
             continue
-        est = np.array([np.nan if results[k].lipid_dy_px is None else results[k].lipid_dy_px
-                        for k in range(s, e + 1)])
+        est = np.array(
+            [
+                np.nan if results[k].lipid_dy_px is None else results[k].lipid_dy_px
+                for k in range(s, e + 1)
+            ]
+        )
         ok = np.isfinite(est) & truth.open[s : e + 1]
         if ok.sum() < 10:
             continue
@@ -69,5 +76,6 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
             tau_errs.append(abs(fitted[0].spread.tau_s - iv["tau_s"]) / iv["tau_s"])
     lipid = float(np.sqrt(np.mean(np.concatenate(errs) ** 2))) if errs else float("nan")
     tau = float(np.median(tau_errs)) if tau_errs else float("nan")
-    return Accuracy(f1, flags / matched if matched else float("nan"), eye_rmse, lipid, tau,
-                    len(tau_errs))
+    return Accuracy(
+        f1, flags / matched if matched else float("nan"), eye_rmse, lipid, tau, len(tau_errs)
+    )

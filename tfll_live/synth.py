@@ -63,7 +63,9 @@ class GroundTruth:
     lipid_dy_px: np.ndarray  # relative to the eye, since the interval's start; 0 in blinks
     thickness_nm: np.ndarray  # median lipid thickness over the tracked region
     blinks: list[dict] = field(default_factory=list)  # start_frame, end_frame, complete
-    intervals: list[dict] = field(default_factory=list)  # start_frame, end_frame, amplitude_px, tau_s
+    intervals: list[dict] = field(
+        default_factory=list
+    )  # start_frame, end_frame, amplitude_px, tau_s
 
     def to_json(self) -> dict:
         """JSON-ready dict (arrays as lists)."""
@@ -104,7 +106,9 @@ class SyntheticStream:
     def __init__(self, config: SynthConfig | None = None) -> None:
         self.config = cfg = config or SynthConfig()
         if cfg.height < 64 or cfg.width < 64:
-            raise ValueError(f"synthetic frames must be at least 64x64, got {cfg.height}x{cfg.width}")
+            raise ValueError(
+                f"synthetic frames must be at least 64x64, got {cfg.height}x{cfg.width}"
+            )
         if cfg.bit_depth not in (8, 16):
             raise ValueError(f"bit_depth must be 8 or 16, got {cfg.bit_depth}")
         rng = np.random.default_rng(cfg.seed)
@@ -161,7 +165,11 @@ class SyntheticStream:
         sclera = np.array([0.62, 0.58, 0.56], np.float32)
         iris_col = np.array([0.30, 0.36, 0.42], np.float32)
         # radial iris fibres plus crypts: texture the stabilizer can lock onto
-        fibres = 0.5 + 0.25 * np.sin(theta * 47 + 3 * np.sin(r / 9.0)) + 0.25 * np.sin(theta * 19 + r / 6.0)
+        fibres = (
+            0.5
+            + 0.25 * np.sin(theta * 47 + 3 * np.sin(r / 9.0))
+            + 0.25 * np.sin(theta * 19 + r / 6.0)
+        )
         crypts = cv2.GaussianBlur(rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 2.5)
         crypts /= crypts.std() + 1e-6
         tex = np.clip(0.75 + 0.2 * fibres + 0.12 * crypts, 0.3, 1.3)[..., None]
@@ -202,17 +210,19 @@ class SyntheticStream:
         hold_n = max(1, round(cfg.blink_hold_s * fps))
         open_n = max(2, round(cfg.blink_open_s * fps))
         while True:
-            start = int(round(tb * fps))
+            start = round(tb * fps)
             end = start + close_n + hold_n + open_n - 1
             if end >= n - 1:
                 break
             complete = rng.uniform() >= cfg.partial_blink_fraction
             depth = 1.02 if complete else rng.uniform(0.35, 0.55)
-            prof = np.concatenate([
-                np.linspace(1.0 / close_n, 1.0, close_n),
-                np.ones(hold_n),
-                np.linspace(1.0, 0.0, open_n + 1)[1:],
-            ])
+            prof = np.concatenate(
+                [
+                    np.linspace(1.0 / close_n, 1.0, close_n),
+                    np.ones(hold_n),
+                    np.linspace(1.0, 0.0, open_n + 1)[1:],
+                ]
+            )
             lid[start : end + 1] = depth * np.sin(0.5 * np.pi * prof) ** 1.5
             blinks.append({"start_frame": start, "end_frame": end, "complete": bool(complete)})
             tb = t[end] + rng.uniform(*cfg.blink_interval_s)
@@ -230,8 +240,15 @@ class SyntheticStream:
                 amp *= 0.4  # a partial blink leaves most of the layer in place
             tt = t[s : e + 1] - t[s]
             spread[s : e + 1] = -amp * (1 - np.exp(-tt / tau))
-            intervals.append({"start_frame": s, "end_frame": e, "amplitude_px": float(amp),
-                              "tau_s": float(tau), "starts_after_partial": bool(k > 0 and not blinks[k - 1]["complete"])})
+            intervals.append(
+                {
+                    "start_frame": s,
+                    "end_frame": e,
+                    "amplitude_px": float(amp),
+                    "tau_s": float(tau),
+                    "starts_after_partial": bool(k > 0 and not blinks[k - 1]["complete"]),
+                }
+            )
         # where the layer sits on the eye: a complete blink lays a new layer (switched while the
         # lid covers the eye, at mid-blink) that starts from 0; a partial blink leaves the layer
         # in place, so it moves on from where it was
@@ -276,7 +293,7 @@ class SyntheticStream:
         x0, x1 = m + cfg.width // 4, m + 3 * cfg.width // 4
         thickness = np.empty(cfg.n_frames)
         for i in range(cfg.n_frames):  # the part of the layer over the tracked region now
-            off = int(round(-self._field_dy[i]))
+            off = round(-self._field_dy[i])
             field = self._thickness_field(int(self._layer[i]))
             thickness[i] = np.median(field[y0 + m + off : y1 + m + off : 2, x0:x1:2])
         return GroundTruth(
@@ -314,11 +331,17 @@ class SyntheticStream:
         ex, ey = self._eye_xy[:, i]
         # sample the canvas at frame pixel (x, y) from canvas point (x + m - ex, y + m - ey)
         eye_m = np.float32([[1, 0, ex - m], [0, 1, ey - m]])
-        eye = cv2.warpAffine(self._eye, eye_m, (w, h), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT)
+        eye = cv2.warpAffine(
+            self._eye, eye_m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
         lip_m = np.float32([[1, 0, ex - m], [0, 1, ey + self._field_dy[i] - m]])
-        thick = cv2.warpAffine(self._thickness_field(int(self._layer[i])), lip_m, (w, h),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        thick = cv2.warpAffine(
+            self._thickness_field(int(self._layer[i])),
+            lip_m,
+            (w, h),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT,
+        )
         film = self._lut[np.clip(thick, 0, 255).astype(np.uint8)]
         # the film lies on the cornea only (above the lower lid)
         img = 0.65 * eye + 0.45 * film * self._cornea_mask(ex, ey)[..., None]
@@ -327,7 +350,9 @@ class SyntheticStream:
             img = self._draw_upper_lid(img, lid_frac, ex, ey)
         rng_slot = self._noise[i % len(self._noise)]
         shift = (i * 7919) % (h * w)
-        noise = np.roll(rng_slot.reshape(-1, rng_slot.shape[-1]), shift, axis=0).reshape(rng_slot.shape)
+        noise = np.roll(rng_slot.reshape(-1, rng_slot.shape[-1]), shift, axis=0).reshape(
+            rng_slot.shape
+        )
         scale = 255.0 if cfg.bit_depth == 8 else 65535.0
         dn = img * 255.0
         dn = dn + noise[..., : img.shape[-1]] * np.sqrt(cfg.noise_dn**2 + 0.05 * dn)
@@ -350,10 +375,14 @@ class SyntheticStream:
         cfg = self.config
         x = np.arange(cfg.width, dtype=np.float32) - ex
         bottom = self.lower_lid_y(x) + ey
-        edge = frac * bottom - 0.12 * cfg.height * (1 - frac) * np.cos(np.pi * (x / cfg.width - 0.5))
+        edge = frac * bottom - 0.12 * cfg.height * (1 - frac) * np.cos(
+            np.pi * (x / cfg.width - 0.5)
+        )
         yy = np.arange(cfg.height, dtype=np.float32)[:, None]
         cover = np.clip((edge[None, :] - yy) / 2.0, 0, 1)[..., None]
-        skin = self._skin[self._margin : self._margin + cfg.height, self._margin : self._margin + cfg.width]
+        skin = self._skin[
+            self._margin : self._margin + cfg.height, self._margin : self._margin + cfg.width
+        ]
         return img * (1 - cover) + (skin * 0.9) * cover
 
 
@@ -372,7 +401,9 @@ def _slow_mean(x: np.ndarray, width: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def _thickness_field(cfg: SynthConfig, margin: int, interval: int, rows: tuple[int, int]) -> np.ndarray:
+def _thickness_field(
+    cfg: SynthConfig, margin: int, interval: int, rows: tuple[int, int]
+) -> np.ndarray:
     """A lipid layer: thicker near the lower lid, patchy at several scales, 20-200 nm."""
     rng = np.random.default_rng((cfg.seed, interval, 7))
     h, w = cfg.height + 2 * margin, cfg.width + 2 * margin
@@ -394,13 +425,25 @@ def write_stream(stream: SyntheticStream, path: str | Path) -> Path:
     path = Path(path)
     cfg = stream.config
     axes = "TYXS" if cfg.rgb else "TYX"
-    meta = {"axes": axes, "TimeIncrement": 1.0 / cfg.fps, "TimeIncrementUnit": "s",
-            "Plane": {"DeltaT": [float(t) for t in stream.truth.time_s],
-                      "DeltaTUnit": ["s"] * cfg.n_frames}}
-    with tifffile.TiffWriter(path, ome=True, bigtiff=cfg.n_frames * np.prod(stream.shape) > 2**31) as tw:
-        tw.write((stream.render(i) for i in range(cfg.n_frames)),
-                 shape=(cfg.n_frames, *stream.shape), dtype=stream.dtype,
-                 photometric="rgb" if cfg.rgb else "minisblack", metadata=meta)
+    meta = {
+        "axes": axes,
+        "TimeIncrement": 1.0 / cfg.fps,
+        "TimeIncrementUnit": "s",
+        "Plane": {
+            "DeltaT": [float(t) for t in stream.truth.time_s],
+            "DeltaTUnit": ["s"] * cfg.n_frames,
+        },
+    }
+    with tifffile.TiffWriter(
+        path, ome=True, bigtiff=cfg.n_frames * np.prod(stream.shape) > 2**31
+    ) as tw:
+        tw.write(
+            (stream.render(i) for i in range(cfg.n_frames)),
+            shape=(cfg.n_frames, *stream.shape),
+            dtype=stream.dtype,
+            photometric="rgb" if cfg.rgb else "minisblack",
+            metadata=meta,
+        )
     truth_path = truth_path_for(path)
     truth_path.write_text(json.dumps({"config": asdict(cfg), **stream.truth.to_json()}))
     return truth_path

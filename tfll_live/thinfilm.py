@@ -43,7 +43,9 @@ class CameraResponse:
         width_nm: float = 40.0,
     ) -> CameraResponse:
         """A typical Bayer camera under white light: Gaussian R, G, B sensitivities."""
-        w = np.exp(-0.5 * ((WAVELENGTHS_NM[None, :] - np.asarray(centres_nm)[:, None]) / width_nm) ** 2)
+        w = np.exp(
+            -0.5 * ((WAVELENGTHS_NM[None, :] - np.asarray(centres_nm)[:, None]) / width_nm) ** 2
+        )
         return cls(WAVELENGTHS_NM, w / w.sum(axis=1, keepdims=True))
 
     def rgb(self, thickness_nm: np.ndarray | float) -> np.ndarray:

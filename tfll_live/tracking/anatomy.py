@@ -39,7 +39,9 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
     refiner = refiner or PupilRefiner()
     h = gray.shape[0]
     scale = min(1.0, 120.0 / h)
-    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(
+        np.float32
+    )
     sh = small.shape[0]
     best: tuple[float, Circle] | None = None
     for r in np.geomspace(0.05 * sh, 0.25 * sh, 7):
@@ -47,7 +49,8 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
         ring = _disc_kernel(1.5 * r) * (1.5**2) - _pad_to(disc, 1.5 * r)
         ring /= ring.sum()
         contrast = cv2.filter2D(small, -1, disc, borderType=cv2.BORDER_REPLICATE) - cv2.filter2D(
-            small, -1, ring, borderType=cv2.BORDER_REPLICATE)
+            small, -1, ring, borderType=cv2.BORDER_REPLICATE
+        )
         m = int(np.ceil(1.5 * r))
         inner = contrast[m : sh - m, m : small.shape[1] - m]
         if inner.size == 0:
@@ -72,8 +75,12 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
         return outer
     for shrink in (0.25, 0.35, 0.5):
         fit = refiner.refine(gray, Circle(outer.x_px, outer.y_px, shrink * outer.r_px))
-        if fit is not None and fit[1] > 0.6 and fit[0].r_px < 0.7 * outer.r_px and (
-                np.hypot(fit[0].x_px - outer.x_px, fit[0].y_px - outer.y_px) < 0.2 * outer.r_px):
+        if (
+            fit is not None
+            and fit[1] > 0.6
+            and fit[0].r_px < 0.7 * outer.r_px
+            and (np.hypot(fit[0].x_px - outer.x_px, fit[0].y_px - outer.y_px) < 0.2 * outer.r_px)
+        ):
             return fit[0]
     return outer
 
@@ -107,8 +114,9 @@ class PupilRefiner:
         radii = np.linspace(0.6 * r0, 1.45 * r0, max(24, int(0.85 * r0))).astype(np.float32)
         xs = (guess.x_px + np.outer(self._cos, radii)).astype(np.float32)
         ys = (guess.y_px + np.outer(self._sin, radii)).astype(np.float32)
-        prof = cv2.remap(gray, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0).astype(np.float32)
+        prof = cv2.remap(
+            gray, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        ).astype(np.float32)
         inside = (xs >= 0) & (ys >= 0) & (xs <= gray.shape[1] - 1) & (ys <= gray.shape[0] - 1)
         prof = cv2.GaussianBlur(prof, (5, 1), 0)
         grad = np.diff(prof, axis=1)  # dark pupil -> brighter iris: positive step

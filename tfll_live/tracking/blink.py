@@ -44,7 +44,9 @@ class _RunningStats:
     def z(self, value: np.ndarray | float, floor: float) -> np.ndarray | float:
         if self.n < 3:
             return value * 0.0
-        scale = np.maximum(np.maximum(np.multiply(self.dev, 1.25), floor), np.multiply(self.mean, 0.05))
+        scale = np.maximum(
+            np.maximum(np.multiply(self.dev, 1.25), floor), np.multiply(self.mean, 0.05)
+        )
         return (value - self.mean) / scale
 
     def add(self, value: np.ndarray | float) -> None:
@@ -86,17 +88,30 @@ class BlinkDetector:
         """Whether the eye is currently in a blink."""
         return self._blinking
 
-    def push(self, i: int, gray: np.ndarray, eye_dx_px: float, eye_dy_px: float,
-             region_rows: tuple[float, float] | None) -> BlinkEvent:
+    def push(
+        self,
+        i: int,
+        gray: np.ndarray,
+        eye_dx_px: float,
+        eye_dy_px: float,
+        region_rows: tuple[float, float] | None,
+    ) -> BlinkEvent:
         """Classify frame ``i``; ``region_rows`` are the tracked region's rows (full-res px)."""
         scale = SMALL_ROWS / gray.shape[0]
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(
+            np.float32
+        )
         # blurred so that sub-pixel motion compensation interpolates smoothly
         small = cv2.GaussianBlur(small, (5, 5), 1.2)
         # undo the eye's motion so saccades do not look like blinks
         m = np.float32([[1, 0, eye_dx_px * scale], [0, 1, eye_dy_px * scale]])
-        small = cv2.warpAffine(small, m, small.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE)
+        small = cv2.warpAffine(
+            small,
+            m,
+            small.shape[::-1],
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
         if self._ref is None:
             self._ref, self._prev = small, small
             return BlinkEvent(False)
@@ -145,8 +160,10 @@ class BlinkDetector:
             self._ref = small.copy()  # a fresh layer: this is what the open eye looks like now
             self._over = 0
             self._moving = False
-            return BlinkEvent(False, ended=(self._start, max(end, self._start),
-                                            bool(self._region_peak_z > self.z_on)))
+            return BlinkEvent(
+                False,
+                ended=(self._start, max(end, self._start), bool(self._region_peak_z > self.z_on)),
+            )
         return BlinkEvent(True)
 
     def _first_above_off(self, i: int) -> int:

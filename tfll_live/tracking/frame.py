@@ -77,4 +77,3 @@ def bad_frame_reason(frame: np.ndarray, gray: np.ndarray | None) -> str | None:
     if float((sample >= 254).mean()) > 0.9:
         return "frame is saturated"
     return None
-

@@ -96,8 +96,9 @@ class LucasKanadeTracker:
         free = mask.copy()
         for x, y in self._pts.reshape(-1, 2):
             cv2.circle(free, (int(x), int(y)), 8, 0, -1)
-        new = cv2.goodFeaturesToTrack(gray, want, qualityLevel=0.01, minDistance=8, mask=free,
-                                      blockSize=7)
+        new = cv2.goodFeaturesToTrack(
+            gray, want, qualityLevel=0.01, minDistance=8, mask=free, blockSize=7
+        )
         if new is None:
             return
         new = new.astype(np.float32)
@@ -154,8 +155,13 @@ class _IncrementalTracker:
     def _sample(self, flows: np.ndarray) -> LipidSample:
         n = len(self._pts)
         dy = flows[:, 1].astype(np.float32) if len(flows) == n else np.zeros(n, np.float32)
-        return LipidSample(float(self._acc[0]), float(self._acc[1]), self._pts.copy(),
-                           np.arange(n, dtype=np.int64), dy)
+        return LipidSample(
+            float(self._acc[0]),
+            float(self._acc[1]),
+            self._pts.copy(),
+            np.arange(n, dtype=np.int64),
+            dy,
+        )
 
     def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -169,8 +175,9 @@ class FarnebackTracker(_IncrementalTracker):
         if w < 16 or h < 16:
             self._pts = np.zeros((0, 2), np.float32)
             return np.zeros((0, 2))
-        flow = cv2.calcOpticalFlowFarneback(prev[y : y + h, x : x + w], cur[y : y + h, x : x + w],
-                                            None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        flow = cv2.calcOpticalFlowFarneback(
+            prev[y : y + h, x : x + w], cur[y : y + h, x : x + w], None, 0.5, 3, 15, 3, 5, 1.2, 0
+        )
         gy, gx = np.mgrid[8:h:16, 8:w:16]
         inside = mask[y + gy, x + gx] > 0
         self._pts = np.column_stack([x + gx[inside], y + gy[inside]]).astype(np.float32)
@@ -218,8 +225,13 @@ def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
     return x + fx, y + fy
 
 
-def make_lipid_tracker(method: FlowMethod, max_features: int) -> LucasKanadeTracker | _IncrementalTracker:
+def make_lipid_tracker(
+    method: FlowMethod, max_features: int
+) -> LucasKanadeTracker | _IncrementalTracker:
     """The tracker for a configured flow method."""
-    cls = {FlowMethod.LUCAS_KANADE: LucasKanadeTracker, FlowMethod.FARNEBACK: FarnebackTracker,
-           FlowMethod.SSD: SSDTracker}[FlowMethod(method)]
+    cls = {
+        FlowMethod.LUCAS_KANADE: LucasKanadeTracker,
+        FlowMethod.FARNEBACK: FarnebackTracker,
+        FlowMethod.SSD: SSDTracker,
+    }[FlowMethod(method)]
     return cls(max_features)

@@ -97,8 +97,11 @@ class Blink:
 
     def to_json(self) -> dict[str, int | bool]:
         """The ``blinks[]`` object of results.json."""
-        return {"start_frame": self.start_frame, "end_frame": self.end_frame,
-                "complete": self.complete}
+        return {
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "complete": self.complete,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,8 +182,19 @@ class FrameResult:
 
 
 FRAME_COLUMNS = (
-    "frame", "time_s", "state", "interval", "eye_dx_px", "eye_dy_px", "lipid_dx_px",
-    "lipid_dy_px", "n_tracked", "pupil_x_px", "pupil_y_px", "pupil_r_px", "lipid_thickness_nm",
+    "frame",
+    "time_s",
+    "state",
+    "interval",
+    "eye_dx_px",
+    "eye_dy_px",
+    "lipid_dx_px",
+    "lipid_dy_px",
+    "n_tracked",
+    "pupil_x_px",
+    "pupil_y_px",
+    "pupil_r_px",
+    "lipid_thickness_nm",
 )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .anatomy import find_lower_lid
+from .anatomy import PupilRefiner, find_lower_lid
 from .blink import BlinkDetector
 from .config import TrackerConfig
 from .enhance import Enhancer
@@ -20,7 +20,9 @@ from .stabilize import Stabilizer
 
 LID_EVERY = 15  # frames between lower-lid refits; in between the lid moves with the eye
 HISTORY = 4  # recent frames kept so an interval can start at its true first open frame
-LID_CLEARANCE_PX = 12.0  # keep features off the lid margin, an eye-fixed edge that would anchor them
+LID_CLEARANCE_PX = (
+    12.0  # keep features off the lid margin, an eye-fixed edge that would anchor them
+)
 
 
 @dataclass(slots=True)
@@ -51,6 +53,7 @@ class Tracker:
         self._enhancer = Enhancer(cfg.enhancement)
         self._lipid = make_lipid_tracker(cfg.flow, cfg.max_features)
         self._fitter = SpreadFitter(cfg.fit_every, cfg.min_fit_s)
+        self._iris_refiner = PupilRefiner()
         self.reset()
 
     # -- public API ---------------------------------------------------------------------------
@@ -100,34 +103,51 @@ class Tracker:
         """Reset every stage; keeps the frame count and the closed blinks and intervals."""
         self._t0: float | None = None
         self._shape: tuple[int, ...] | None = None
-        for stage in (self._luminance, self._stabilizer, self._blinks_detector, self._enhancer,
-                      self._lipid, self._fitter):
+        for stage in (
+            self._luminance,
+            self._stabilizer,
+            self._blinks_detector,
+            self._enhancer,
+            self._lipid,
+            self._fitter,
+        ):
             stage.reset()
         self._interval_start: int | None = None
         self._interval_t0 = 0.0
         self._blink_start: int | None = None
         self._lid_rest: LidCurve | None = None
+        self._iris_rest: Circle | None = None
         self._lid_age = LID_EVERY
         self._recent: deque[_Recent] = deque(maxlen=HISTORY)
         self._open_ok = True  # a stream starts open unless the detector says otherwise
 
-    def _reset_mid_stream(self, i: int, time_s: float, reason: str,
-                          shape: tuple[int, ...]) -> FrameResult:
+    def _reset_mid_stream(
+        self, i: int, time_s: float, reason: str, shape: tuple[int, ...]
+    ) -> FrameResult:
         ended = self._close_interval(i - 1) if self._interval_start is not None else None
         t0 = self._t0
         self._restart()
         self._t0 = t0  # times stay relative to the stream's first frame
-        return FrameResult(i, time_s, EyeState.BLINK, -1, float("nan"), float("nan"),
-                           interval_ended=ended, reset_reason=reason)
+        return FrameResult(
+            i,
+            time_s,
+            EyeState.BLINK,
+            -1,
+            float("nan"),
+            float("nan"),
+            interval_ended=ended,
+            reset_reason=reason,
+        )
 
     def _track(self, i: int, time_s: float, gray: np.ndarray, pattern: np.ndarray) -> FrameResult:
         motion = self._stabilizer.push(gray)
         eye = (motion.dx_px, motion.dy_px)
         lid = self._lid(gray, motion.pupil, eye)
+        iris = self._iris(gray, motion.pupil, eye)
         rows = _region_rows(motion.pupil, lid)
         event = self._blinks_detector.push(i, gray, eye[0], eye[1], rows)
         enhanced = self._enhancer.push(pattern)
-        mask = _region_mask(gray.shape, motion.pupil, lid)
+        mask = _region_mask(gray.shape, motion.pupil, lid, iris)
         self._recent.append(_Recent(i, time_s, enhanced, eye, mask))
         ended_interval = None
         if event.started is not None:
@@ -146,19 +166,47 @@ class Tracker:
         elif self._interval_start is None and not event.blinking and self._open_ok:
             self._start_interval(i)  # the stream (or a restart) begins with the eye open
         if event.blinking or self._interval_start is None:
-            return FrameResult(i, time_s, EyeState.BLINK, -1, *eye, pupil=motion.pupil, lid=lid,
-                               blink_ended=ended_blink, interval_ended=ended_interval)
+            return FrameResult(
+                i,
+                time_s,
+                EyeState.BLINK,
+                -1,
+                *eye,
+                pupil=motion.pupil,
+                lid=lid,
+                blink_ended=ended_blink,
+                interval_ended=ended_interval,
+            )
         if mask is None:
-            return FrameResult(i, time_s, EyeState.OPEN, len(self._intervals), *eye,
-                               pupil=motion.pupil, lid=lid, blink_ended=ended_blink,
-                               interval_ended=ended_interval)
+            return FrameResult(
+                i,
+                time_s,
+                EyeState.OPEN,
+                len(self._intervals),
+                *eye,
+                pupil=motion.pupil,
+                lid=lid,
+                blink_ended=ended_blink,
+                interval_ended=ended_interval,
+            )
         sample = self._lipid.push(enhanced, mask, eye)
         fit = self._fitter.push(time_s - self._interval_t0, sample.dy_px)
         return FrameResult(
-            i, time_s, EyeState.OPEN, len(self._intervals), *eye,
-            lipid_dx_px=sample.dx_px, lipid_dy_px=sample.dy_px, n_tracked=len(sample.points),
-            points=sample.points, point_ids=sample.ids, point_dy_px=sample.point_dy_px,
-            pupil=motion.pupil, lid=lid, fit=fit, blink_ended=ended_blink,
+            i,
+            time_s,
+            EyeState.OPEN,
+            len(self._intervals),
+            *eye,
+            lipid_dx_px=sample.dx_px,
+            lipid_dy_px=sample.dy_px,
+            n_tracked=len(sample.points),
+            points=sample.points,
+            point_ids=sample.ids,
+            point_dy_px=sample.point_dy_px,
+            pupil=motion.pupil,
+            lid=lid,
+            fit=fit,
+            blink_ended=ended_blink,
             interval_ended=ended_interval,
         )
 
@@ -168,7 +216,9 @@ class Tracker:
         self._fitter.reset()
         self._lipid.reset()
         kept = [r for r in self._recent if r.index >= first and r.mask is not None]
-        self._interval_t0 = kept[0].time_s if kept else (self._recent[-1].time_s if self._recent else 0.0)
+        self._interval_t0 = (
+            kept[0].time_s if kept else (self._recent[-1].time_s if self._recent else 0.0)
+        )
         for r in kept[:-1]:  # the newest frame is pushed by the caller
             sample = self._lipid.push(r.enhanced, r.mask, r.eye_xy)  # type: ignore[arg-type]
             self._fitter.push(r.time_s - self._interval_t0, sample.dy_px)
@@ -179,22 +229,45 @@ class Tracker:
         times = {r.index: r.time_s for r in self._recent}
         if last + 1 in times:  # drop samples from frames now known to be in the blink
             self._fitter.truncate(times[last + 1] - self._interval_t0)
-        interval = Interval(len(self._intervals), self._interval_start, max(last, self._interval_start),
-                            self._fitter.finish())
+        interval = Interval(
+            len(self._intervals),
+            self._interval_start,
+            max(last, self._interval_start),
+            self._fitter.finish(),
+        )
         self._intervals.append(interval)
         self._interval_start = None
         return interval
 
-    def _lid(self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]) -> LidCurve | None:
+    def _lid(
+        self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]
+    ) -> LidCurve | None:
         """Lower lid, refitted every few frames, otherwise carried along with the eye."""
         self._lid_age += 1
-        if pupil is not None and (self._lid_rest is None or self._lid_age >= LID_EVERY) and (
-                not self._blinks_detector.blinking):
+        if (
+            pupil is not None
+            and (self._lid_rest is None or self._lid_age >= LID_EVERY)
+            and (not self._blinks_detector.blinking)
+        ):
             found = find_lower_lid(gray, pupil)
             if found is not None:
                 self._lid_rest = _shift_lid(found, -eye[0], -eye[1])
                 self._lid_age = 0
         return None if self._lid_rest is None else _shift_lid(self._lid_rest, *eye)
+
+    def _iris(
+        self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]
+    ) -> Circle | None:
+        """Iris margin, found with the lid and carried along with the eye in between."""
+        if pupil is not None and self._lid_age == 0:
+            fit = self._iris_refiner.refine(gray, Circle(pupil.x_px, pupil.y_px, 3.0 * pupil.r_px))
+            if fit is not None and fit[1] > 0.4 and fit[0].r_px > 1.5 * pupil.r_px:
+                c = fit[0]
+                self._iris_rest = Circle(c.x_px - eye[0], c.y_px - eye[1], c.r_px)
+        if self._iris_rest is None:
+            return None
+        c = self._iris_rest
+        return Circle(c.x_px + eye[0], c.y_px + eye[1], c.r_px)
 
 
 def _shift_lid(lid: LidCurve, dx: float, dy: float) -> LidCurve:
@@ -212,8 +285,14 @@ def _region_rows(pupil: Circle | None, lid: LidCurve | None) -> tuple[float, flo
     return (top, bottom) if bottom > top + 8 else None
 
 
-def _region_mask(shape: tuple[int, ...], pupil: Circle | None, lid: LidCurve | None) -> np.ndarray | None:
-    """The cornea between the pupil and the lower lid, as a uint8 mask (None if unknown)."""
+def _region_mask(
+    shape: tuple[int, ...], pupil: Circle | None, lid: LidCurve | None, iris: Circle | None
+) -> np.ndarray | None:
+    """The cornea between the pupil and the lower lid, as a uint8 mask (None if unknown).
+
+    The iris margin is cut out: seen through the film it is an eye-fixed edge that would
+    anchor features and pull the layer's displacement towards zero.
+    """
     rows = _region_rows(pupil, lid)
     if rows is None or pupil is None or lid is None:
         return None
@@ -226,4 +305,12 @@ def _region_mask(shape: tuple[int, ...], pupil: Circle | None, lid: LidCurve | N
     poly = np.round(np.concatenate([top, bottom])).astype(np.int32)
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [poly], 255)
+    if iris is not None:
+        cv2.circle(
+            mask,
+            (round(iris.x_px), round(iris.y_px)),
+            round(iris.r_px),
+            0,
+            thickness=2 * round(LID_CLEARANCE_PX),
+        )
     return mask
