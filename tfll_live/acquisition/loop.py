@@ -124,6 +124,7 @@ class CaptureLoop:
         self._camera_error: BaseException | None = None
         self._last_recording: Recording | None = None
         self._finalize_lock = threading.Lock()
+        self._fitted_buffer: tuple[str, int] | None = None
         # per run (reset by start)
         self._acquired = self._tracked = self._dropped = self._next_number = 0
         self._components: int | None = None
@@ -214,6 +215,8 @@ class CaptureLoop:
                 raise RuntimeError("no camera selected in the core")
             if core.isSequenceRunning():
                 core.stopSequenceAcquisition()
+            if core.isPyDevice(label):
+                self._fit_sequence_buffer()
             self._reset_counters()
             with self._session:
                 self._new_session()
@@ -507,6 +510,26 @@ class CaptureLoop:
             return summary
 
     # -- helpers ----------------------------------------------------------------------------
+    def _fit_sequence_buffer(self) -> None:
+        """Size a Python camera's ring buffer to a whole number of frames.
+
+        Works around pymmcore-plus 0.18's ``SequenceBuffer``: when a frame does not fit in the
+        space left at the end of the ring, it evicts every queued frame instead of wrapping
+        (``_ensure_space``), so a loop that keeps up perfectly still loses the frames queued at
+        each wrap. With a ring of exactly ``n`` frames a frame never straddles the end, and
+        frames are only lost to a real overflow. (UniMMCore takes a float size for this.)
+        """
+        core = self._core
+        frame_bytes = int(core.getImageBufferSize())
+        if frame_bytes <= 0:
+            return
+        key = (str(core.getCameraDevice()), frame_bytes)
+        if self._fitted_buffer == key:
+            return
+        n = max(16, int(core.getCircularBufferMemoryFootprint()) * 2**20 // frame_bytes)
+        core.setCircularBufferMemoryFootprint(n * frame_bytes / 2**20)  # type: ignore[arg-type]
+        self._fitted_buffer = key
+
     def _new_session(self) -> None:
         """Next frame starts a fresh tracker run (caller holds the session lock)."""
         self._tracker.reset()

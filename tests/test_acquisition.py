@@ -1,0 +1,322 @@
+"""The capture loop on real cores and Python cameras: every frame tracked, faults, lifecycle."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from pymmcore_plus.experimental.unicore import SimpleCameraDevice
+
+from tfll_live.acquisition import (
+    CaptureLoop,
+    CaptureStats,
+    LoopState,
+    ReplayCamera,
+    SyntheticCamera,
+    make_core,
+)
+from tfll_live.acquisition.core import add_camera, new_core
+from tfll_live.io import read_frames_csv, read_results
+from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
+from tfll_live.tracking import EyeState, FrameResult, TrackerConfig
+
+FAST = SynthConfig(height=120, width=160, fps=200.0, n_frames=400, seed=2)
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Poll ``cond`` until true (the psygnal analogue of qtbot.waitUntil)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return cond()
+
+
+class Collect:
+    """Records every emission of the loop's signals, from whichever thread."""
+
+    def __init__(self, loop: CaptureLoop) -> None:
+        self.results: list[FrameResult] = []
+        self.errors: list[str] = []
+        self.stopped: list[CaptureStats] = []
+        self.started = 0
+        self.recordings: list[tuple[object, object]] = []
+        loop.events.frame_tracked.connect(self.results.append)
+        loop.events.error.connect(self.errors.append)
+        loop.events.stopped.connect(self.stopped.append)
+        loop.events.started.connect(self._on_started)
+        loop.events.recording_stopped.connect(lambda p, e: self.recordings.append((p, e)))
+
+    def _on_started(self) -> None:
+        self.started += 1
+
+
+def _live_threads() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.is_alive()}
+
+
+# -- every frame, in order ------------------------------------------------------------------------
+
+
+def test_every_frame_is_tracked_in_order_with_counts_and_events():
+    loop = CaptureLoop(make_core(synth=FAST))
+    got = Collect(loop)
+    loop.start()
+    assert loop.is_running and got.started == 1
+    assert wait_until(lambda: loop.stats.tracked >= 100)
+    assert loop.latest() is not None
+    stats = loop.stop()
+    assert not loop.is_running and stats.state is LoopState.IDLE
+    assert stats.dropped == 0
+    assert stats.acquired == stats.tracked == len(got.results) >= 100
+    assert [r.frame for r in got.results] == list(range(stats.tracked))
+    # tracker times are the camera's frame times (5 ms apart), not the jittery arrival times
+    assert [r.time_s for r in got.results[:4]] == pytest.approx([0.0, 0.005, 0.010, 0.015])
+    assert got.stopped == [stats] and got.errors == []
+    assert stats.latency_ms_median == stats.latency_ms_median  # measured (not NaN)
+    frame, result = loop.latest()  # type: ignore[misc]
+    assert result.frame == stats.tracked - 1
+    np.testing.assert_array_equal(frame, SyntheticStream(FAST).render(result.frame))
+
+
+def test_blinks_and_intervals_are_emitted_as_they_happen():
+    cfg = SynthConfig(height=120, width=160, fps=200.0, n_frames=2000, seed=4,
+                      first_blink_s=(0.3, 0.3), blink_interval_s=(1.2, 1.4))
+    loop = CaptureLoop(make_core(synth=cfg))
+    blinks, intervals = [], []
+    loop.events.blink.connect(blinks.append)
+    loop.events.interval_fit.connect(intervals.append)
+    loop.start()
+    assert wait_until(lambda: len(blinks) >= 2, timeout_s=20)
+    loop.stop()
+    truth = SyntheticStream(cfg).truth
+    assert abs(blinks[0].start_frame - truth.blinks[0]["start_frame"]) <= 4
+    assert len(intervals) >= 2  # closed by each blink, and the open one closed by stop()
+    assert [iv.index for iv in intervals] == sorted({iv.index for iv in intervals})
+
+
+def test_drops_from_circular_buffer_overflow_are_counted():
+    core = make_core(synth=FAST)
+    core.setCircularBufferMemoryFootprint(1)  # room for ~17 frames of 120x160 RGB
+    loop = CaptureLoop(core)
+    slow = threading.Event()
+
+    def slow_consumer(result: FrameResult) -> None:
+        if not slow.is_set() and result.frame == 5:
+            slow.set()
+            time.sleep(0.5)  # 100 frames arrive meanwhile: the buffer overwrites the oldest
+
+    loop.events.frame_tracked.connect(slow_consumer)
+    loop.start()
+    assert wait_until(lambda: loop.stats.tracked > 60)
+    stats = loop.stop()
+    assert stats.dropped > 50
+    assert stats.acquired == stats.tracked + stats.dropped
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_start_stop_repeatedly_neither_hangs_nor_leaks_threads():
+    loop = CaptureLoop(make_core(synth=FAST))
+    got = Collect(loop)
+    before = _live_threads()
+    for _ in range(6):
+        loop.start()
+        assert wait_until(lambda: loop.stats.tracked >= 3)
+        t0 = time.monotonic()
+        stats = loop.stop(timeout_s=2.0)
+        assert time.monotonic() - t0 < 2.5
+        assert stats.tracked >= 3 and stats.dropped == 0
+    assert got.started == 6 and len(got.stopped) == 6 and got.errors == []
+    assert wait_until(lambda: _live_threads() <= before, timeout_s=3)
+    assert loop.stop().state is LoopState.IDLE  # stopping again is harmless
+
+
+def test_each_start_is_a_new_session_from_frame_zero():
+    loop = CaptureLoop(make_core(synth=FAST))
+    got = Collect(loop)
+    for _ in range(2):
+        got.results.clear()
+        loop.start()
+        assert wait_until(lambda: len(got.results) >= 5)
+        loop.stop()
+        assert got.results[0].frame == 0 and got.results[0].time_s == 0.0
+
+
+def test_switching_camera_while_live(tmp_path):
+    replay_file = tmp_path / "r.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=96, width=128, fps=100.0, n_frames=40)),
+                 replay_file)
+    core = new_core()
+    add_camera(core, "Synth", SyntheticCamera(FAST))
+    add_camera(core, "Replay", ReplayCamera(replay_file, realtime=True, loop=True), select=False)
+    loop = CaptureLoop(core)
+    got = Collect(loop)
+    before = _live_threads()
+    loop.start()
+    for label, shape in [("Replay", (96, 128, 3)), ("Synth", (120, 160, 3)),
+                         ("Replay", (96, 128, 3))]:
+        t0 = time.monotonic()
+        loop.switch_camera(label)
+        assert time.monotonic() - t0 < 3.0
+        assert loop.is_running and core.getCameraDevice() == label
+        assert wait_until(lambda: loop.stats.tracked >= 5)
+        assert loop.latest()[0].shape == shape  # type: ignore[index]
+    loop.stop()
+    assert got.errors == [] and got.started == 4
+    assert wait_until(lambda: _live_threads() <= before, timeout_s=3)
+
+
+def test_set_tracker_config_applies_from_the_next_frame_and_not_while_recording(tmp_path):
+    loop = CaptureLoop(make_core(synth=FAST))
+    got = Collect(loop)
+    loop.start()
+    assert wait_until(lambda: len(got.results) >= 10)
+    new = TrackerConfig(max_features=40)
+    loop.set_tracker_config(new)
+    n = len(got.results)
+    assert wait_until(lambda: len(got.results) >= n + 5)
+    assert loop.tracker_config == new
+    assert 0 in [r.frame for r in got.results[n:]]  # a new session started
+    loop.start_recording(tmp_path / "rec")
+    with pytest.raises(RuntimeError, match="stop recording"):
+        loop.set_tracker_config(TrackerConfig())
+    loop.stop()
+
+
+def test_replay_once_ends_the_loop_normally(tmp_path):
+    path = tmp_path / "short.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=96, width=128, fps=100.0, n_frames=25)), path)
+    loop = CaptureLoop(make_core(replay=path, realtime=False))
+    got = Collect(loop)
+    loop.start()
+    assert wait_until(lambda: not loop.is_running)
+    assert got.errors == [] and len(got.stopped) == 1
+    stats = got.stopped[0]
+    assert stats.tracked == stats.acquired == 25 and stats.state is LoopState.IDLE
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+class FailingCamera(SimpleCameraDevice):
+    """A real Python camera whose sequence raises after ``fail_after`` frames."""
+
+    def __init__(self, fail_after: int) -> None:
+        super().__init__()
+        self.fail_after = fail_after
+        self._n = 0
+        self._stream = SyntheticStream(SynthConfig(height=96, width=128, n_frames=50))
+
+    def sensor_shape(self) -> tuple[int, int, int]:
+        return (96, 128, 3)
+
+    def dtype(self):
+        return np.uint8
+
+    def get_exposure(self) -> float:
+        return 5.0
+
+    def set_exposure(self, exposure: float) -> None:
+        pass
+
+    def snap(self, buffer: np.ndarray) -> dict[str, str]:
+        if self._n >= self.fail_after:
+            raise OSError("USB cable unplugged")
+        self._stream.render(self._n, out=buffer)
+        self._n += 1
+        time.sleep(0.005)
+        return {}
+
+
+class SilentCamera(FailingCamera):
+    """Delivers ``fail_after`` frames, then hangs without delivering (until released)."""
+
+    def __init__(self, fail_after: int) -> None:
+        super().__init__(fail_after)
+        self.release = threading.Event()
+
+    def snap(self, buffer: np.ndarray) -> dict[str, str]:
+        if self._n >= self.fail_after:
+            self.release.wait(30)
+        return super().snap(buffer) if self._n < self.fail_after else {}
+
+
+@pytest.mark.parametrize("fmt", ["ome-zarr", "ome-tiff"])
+def test_camera_raising_mid_sequence_stops_the_loop_and_finalises_the_recording(tmp_path, fmt):
+    core = new_core()
+    add_camera(core, "Cam", FailingCamera(fail_after=30))
+    loop = CaptureLoop(core)
+    got = Collect(loop)
+    loop.start()
+    path = loop.start_recording(tmp_path / "rec", fmt)
+    assert wait_until(lambda: not loop.is_running)
+    assert len(got.errors) == 1
+    assert "USB cable unplugged" in got.errors[0] and "'Cam'" in got.errors[0]
+    assert "\n" not in got.errors[0]
+    assert loop.stats.state is LoopState.FAILED
+    assert got.recordings and got.recordings[0][0] == path and got.recordings[0][1]
+    stats = got.stopped[0]
+    assert stats.tracked == stats.recorded == 30
+    from tfll_live.io import open_stream
+
+    with open_stream(path) as src:
+        frames = list(src)
+    assert len(frames) == 30
+    np.testing.assert_array_equal(frames[29], SyntheticStream(
+        SynthConfig(height=96, width=128, n_frames=50)).render(29))
+    results = read_results(path.parent / "rec.tfll")
+    assert results["n_frames"] == 30 and "USB cable" in results["incomplete"]["reason"]
+    assert len(read_frames_csv(path.parent / "rec.tfll")["frame"]) == 30
+    assert loop.stop().state is LoopState.FAILED  # and stop afterwards returns at once
+
+
+def test_camera_that_stops_delivering_is_reported_and_stop_does_not_hang(tmp_path):
+    cam = SilentCamera(fail_after=12)
+    core = new_core()
+    add_camera(core, "Cam", cam)
+    loop = CaptureLoop(core, stall_timeout_s=0.5)
+    got = Collect(loop)
+    try:
+        loop.start()
+        path = loop.start_recording(tmp_path / "rec")
+        assert wait_until(lambda: not loop.is_running, timeout_s=10)
+        assert len(got.errors) == 1 and "delivered no frame" in got.errors[0]
+        t0 = time.monotonic()
+        stats = loop.stop(timeout_s=1.0)
+        assert time.monotonic() - t0 < 1.5
+        assert stats.tracked == stats.recorded == 12
+        from tfll_live.io import open_stream
+
+        with open_stream(path) as src:
+            assert src.n_frames == 12
+    finally:
+        cam.release.set()
+
+
+def test_start_fails_cleanly_without_a_camera():
+    loop = CaptureLoop(new_core())
+    with pytest.raises(RuntimeError, match="no camera"):
+        loop.start()
+    assert not loop.is_running
+
+
+def test_recording_needs_a_running_loop(tmp_path):
+    loop = CaptureLoop(make_core(synth=FAST))
+    with pytest.raises(RuntimeError, match="start acquisition"):
+        loop.start_recording(tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eye_states_are_reported_in_stats():
+    loop = CaptureLoop(make_core(synth=FAST))
+    loop.start()
+    assert wait_until(lambda: loop.stats.tracked >= 3)
+    assert loop.stats.eye_state in (EyeState.OPEN.value, EyeState.BLINK.value)
+    assert loop.stats.fps > 0
+    loop.stop()
