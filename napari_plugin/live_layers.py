@@ -44,6 +44,12 @@ def text_overlay(viewer: napari.Viewer) -> Any:
     return viewer.text_overlay  # napari < 0.9
 
 
+def _translate(layer: Any, shift: tuple[float, float]) -> None:
+    """Set a layer's translate only when it changes (each set re-checks the viewer's dims)."""
+    if not np.allclose(layer.translate[-2:], shift):
+        layer.translate = shift
+
+
 class LiveLayers:
     """Creates the live layers on first use and updates them in place afterwards."""
 
@@ -53,6 +59,7 @@ class LiveLayers:
         self._interval: int | None = None
         self._tracks_hidden = False  # hidden by us because empty, not by the user
         self._overlay_ready = False
+        self._anatomy_key: tuple[float, ...] | None = None
 
     # -- layers, created lazily (and again if the user deleted one) ----------------------------
     def _get(self, name: str) -> Any:
@@ -114,7 +121,7 @@ class LiveLayers:
         """Draw ``frame`` with ``result``'s overlays; ``tracks`` are ``[id, t, y, x]`` rows."""
         shift = (-result.eye_dy_px, -result.eye_dx_px) if stabilized else (0.0, 0.0)
         image = self._image(frame)
-        image.translate = shift
+        _translate(image, shift)
         self._show_points(result, shift)
         self._show_anatomy(result, frame.shape[1], shift)
         if tracks is not None:
@@ -138,7 +145,7 @@ class LiveLayers:
         if len(yx):
             layer.face_color = displacement_colors(dy if dy.size == len(yx) else np.zeros(len(yx)),
                                                    self.dy_limit_px)
-        layer.translate = shift
+        _translate(layer, shift)
 
     def _show_anatomy(self, result: FrameResult, width: int, shift: tuple[float, float]) -> None:
         shapes: list[tuple[np.ndarray, str]] = []
@@ -150,10 +157,15 @@ class LiveLayers:
             shapes.append((lid_path(result.lid, width), "path"))
             colors.append(LID_COLOR)
         layer = self._anatomy()
-        layer.data = shapes
-        if shapes:
-            layer.edge_color = np.array(colors)
-        layer.translate = shift
+        # re-triangulating shapes is the costliest update: skip it when nothing moved
+        key = tuple(np.round(np.concatenate([v.ravel() for v, _ in shapes]), 1).tolist()
+                    ) if shapes else ()
+        if key != self._anatomy_key or len(layer.data) != len(shapes):
+            layer.data = shapes
+            if shapes:
+                layer.edge_color = np.array(colors)
+            self._anatomy_key = key
+        _translate(layer, shift)
 
     def show_tracks(self, tracks: np.ndarray) -> None:
         """Replace the trajectories (already in the coordinates of the current view).

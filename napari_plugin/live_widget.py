@@ -75,7 +75,7 @@ class LiveWidget(QWidget):
         self.synth_config = SynthConfig()  # the embedded camera's stream (tests use small ones)
         self.feed = LoopFeed()
         self.layers = LiveLayers(napari_viewer)
-        self.history = TrackHistory()
+        self.history = TrackHistory(max_frames=120)
         self.panel = SpreadPanel()
         self.recording_path: Path | None = None
         self.last_shown: FrameResult | None = None
@@ -85,6 +85,7 @@ class LiveWidget(QWidget):
         self._arrivals: dict[int, float] = {}
         self._ticks = 0
         self._status_at = 0.0
+        self._next_show_at = 0.0
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / DISPLAY_HZ))
@@ -393,10 +394,13 @@ class LiveWidget(QWidget):
                 self._arrivals.update((r.frame, t) for r, t in results)
         self.panel.refresh()
         latest = self.loop.latest() if self.loop is not None else None
-        if latest is not None and (self.last_shown is None
-                                   or latest[1].frame != self.last_shown.frame
-                                   or latest[1] is not self.last_shown):
+        if (latest is not None and latest[1] is not self.last_shown
+                and now >= self._next_show_at):
             self._show(*latest, with_tracks=self._ticks % TRACKS_EVERY == 0)
+            # a slow machine (software OpenGL, busy cores): leave the event loop at least as
+            # much idle time as the update took, so the GUI stays responsive; display slows
+            spent = time.perf_counter() - now
+            self._next_show_at = time.perf_counter() + spent
         if now - self._status_at > 0.25:
             self._status()
         if self.loop is not None and not self.loop.is_running and self.timer.isActive():
