@@ -1,4 +1,4 @@
-"""GUI responsiveness while live: napari + the TFLL Live dock, synthetic camera, tracking and recording.
+"""GUI responsiveness while live: napari + TFLL Live dock, synthetic camera, tracking, recording.
 
 Measures, with the real capture loop, tracker, recorder and napari canvas:
 - Qt event-loop stalls: a 1 ms probe timer on the main thread; the longest gap between its ticks

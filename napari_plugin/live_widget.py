@@ -282,17 +282,29 @@ class LiveWidget(QWidget):
         if loop is None:
             return
         try:
-            stats = loop.stop()
-            self._status(stats=stats)
+            loop.stop()
         except Exception as exc:
             self.show_message(f"Stop: {one_line(exc)}")
-        self._tick()  # take the last results and events
+        self._finish_display()
+
+    def _finish_display(self) -> None:
+        """After the loop stopped: take its last results, show its last frame, final status."""
+        self.timer.stop()
+        loop = self.loop
+        if loop is None:
+            return
+        for name, args in self.feed.drain_events():
+            self._on_event(name, args)
+        just = [r for r, _ in self.feed.drain_results()]
+        self.history.extend(just)
+        self.panel.extend(just)
+        self.panel.refresh()
         latest = loop.latest()
-        if latest is not None:  # and show the very last frame, with its trajectories
+        if latest is not None:  # the very last frame, with its trajectories
             self._show(*latest, with_tracks=True)
         self.feed.disconnect()
-        self.timer.stop()
         self._update_enabled()
+        self._status(stats=loop.stats)
 
     def _live_clicked(self, checked: bool) -> None:
         if checked:
@@ -404,9 +416,7 @@ class LiveWidget(QWidget):
         if now - self._status_at > 0.25:
             self._status()
         if self.loop is not None and not self.loop.is_running and self.timer.isActive():
-            self.timer.stop()  # the loop ended by itself (error or end of a replay)
-            self.feed.disconnect()
-            self._update_enabled()
+            self._finish_display()  # the loop ended by itself (error or end of a replay)
 
     def _show(self, frame: Any, result: FrameResult, with_tracks: bool) -> None:
         stabilized = self.stabilized_check.isChecked()

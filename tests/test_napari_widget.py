@@ -178,3 +178,21 @@ def test_bad_inputs_show_a_message_and_leave_the_widget_usable(widget, qtbot, tm
     assert "no such folder" in w.message_label.text()
     assert w.is_live and not w.is_recording
     wait_for_points(w, qtbot)
+
+
+def test_replay_plays_a_recording_to_its_end_and_the_widget_notices(widget, qtbot, tmp_path):
+    from tfll_live.synth import SyntheticStream, write_stream
+
+    path = tmp_path / "short.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=240, width=320, n_frames=40, seed=2)), path)
+    w = widget
+    w.camera_combo.setCurrentText(REPLAY)
+    w.path_edit.setText(str(path))
+    w.loop_check.setChecked(False)
+    assert w.start_live(), w.message_label.text()
+    qtbot.waitUntil(lambda: not w.is_live and not w.timer.isActive(), timeout=30_000)
+    # the loop ended by itself: controls are back, every frame was tracked and seen by the GUI
+    assert w.camera_combo.isEnabled() and not w.record_button.isEnabled()
+    assert w.live_button.text() == "Start live"
+    assert w.loop.stats.tracked == 40 == w.feed.n_received
+    assert "stopped" in w.status_label.text()
