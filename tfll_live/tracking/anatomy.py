@@ -44,6 +44,7 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
     )
     sh = small.shape[0]
     best: tuple[float, Circle] | None = None
+    candidates: list[tuple[float, float, float]] = []
     for r in np.geomspace(0.05 * sh, 0.25 * sh, 7):
         disc = _disc_kernel(r)
         ring = _disc_kernel(1.5 * r) * (1.5**2) - _pad_to(disc, 1.5 * r)
@@ -52,12 +53,16 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
             small, -1, ring, borderType=cv2.BORDER_REPLICATE
         )
         m = int(np.ceil(1.5 * r))
-        inner = contrast[m : sh - m, m : small.shape[1] - m]
+        inner = contrast[m : sh - m, m : small.shape[1] - m].copy()
         if inner.size == 0:
             continue
-        iy, ix = np.unravel_index(int(np.argmin(inner)), inner.shape)
+        for _ in range(3):  # the three darkest, well separated spots at this size
+            iy, ix = np.unravel_index(int(np.argmin(inner)), inner.shape)
+            inner[max(0, iy - m) : iy + m + 1, max(0, ix - m) : ix + m + 1] = np.inf
+            candidates.append(((ix + m) / scale, (iy + m) / scale, r / scale))
+    for cx, cy, r in candidates:
         for grow in (1.0, 1.6, 2.4):
-            guess: Circle | None = Circle((ix + m) / scale, (iy + m) / scale, grow * r / scale)
+            guess: Circle | None = Circle(cx, cy, grow * r)
             fit = None
             for _ in range(3):
                 assert guess is not None
@@ -65,8 +70,10 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
                 if fit is None:
                     break
                 guess = fit[0]
-            if fit is not None and fit[1] > 0.5 and (best is None or fit[1] * fit[2] > best[0]):
-                best = (fit[1] * fit[2], fit[0])
+            if fit is not None and fit[1] > 0.5:
+                score = fit[1] * fit[2] * _darkness(gray, fit[0])
+                if best is None or score > best[0]:
+                    best = (score, fit[0])
     if best is None:
         return None
     # the iris margin is a circle too: prefer a clean concentric circle inside it (the pupil)
@@ -83,6 +90,16 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
         ):
             return fit[0]
     return outer
+
+
+def _darkness(gray: np.ndarray, c: Circle) -> float:
+    """How much darker the disc is than the ring around it (grey levels, 0 if brighter)."""
+    inner = np.zeros(gray.shape, np.uint8)
+    cv2.circle(inner, (round(c.x_px), round(c.y_px)), max(1, round(0.8 * c.r_px)), 255, -1)
+    ring = np.zeros(gray.shape, np.uint8)
+    cv2.circle(ring, (round(c.x_px), round(c.y_px)), round(1.5 * c.r_px), 255, -1)
+    cv2.circle(ring, (round(c.x_px), round(c.y_px)), round(1.15 * c.r_px), 0, -1)
+    return max(0.0, cv2.mean(gray, ring)[0] - cv2.mean(gray, inner)[0])
 
 
 def _disc_kernel(r: float) -> np.ndarray:
@@ -167,7 +184,7 @@ def _robust_circle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Circle 
 
 
 def find_lower_lid(gray: np.ndarray, pupil: Circle) -> LidCurve | None:
-    """Lower lid margin: per column, the strongest bright-to-dark edge below the pupil; parabola fit."""
+    """Lower lid margin: the strongest bright-to-dark edge below the pupil, as a parabola."""
     h, w = gray.shape
     y0 = int(min(h - 4, pupil.y_px + 1.3 * pupil.r_px))
     if y0 >= h - 8:

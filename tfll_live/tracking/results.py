@@ -158,7 +158,7 @@ class FrameResult:
     lipid_thickness_nm: float | None = None
 
     def csv_row(self) -> list[str]:
-        """This frame as a row of frames.csv (column order of ``FRAME_COLUMNS``)."""
+        """The frame as a row of frames.csv (column order of ``FRAME_COLUMNS``)."""
 
         def num(v: float | None, fmt: str = ".3f") -> str:
             return "" if v is None or not np.isfinite(v) else format(v, fmt)

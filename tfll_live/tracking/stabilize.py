@@ -16,6 +16,7 @@ from .results import Circle
 
 REDETECT_EVERY = 15  # frames between full searches while the pupil is lost (a search costs ~20 ms)
 MIN_INLIERS = 0.45
+SETTLE_FRAMES = 3  # consecutive good pupil fits before the first one becomes the reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class Stabilizer:
         self._last: Circle | None = None
         self._motion = (0.0, 0.0)
         self._since_search = REDETECT_EVERY
+        self._streak = 0
 
     @property
     def has_reference(self) -> bool:
@@ -52,8 +54,13 @@ class Stabilizer:
             return EyeMotion(*self._motion, None)
         pupil = self._follow(gray)
         if pupil is None:
+            self._streak = 0
             return EyeMotion(*self._motion, None)
+        self._streak += 1
         if self._ref is None:
+            # a fresh detection may still be converging onto the margin: wait for it to settle
+            if self._streak < SETTLE_FRAMES:
+                return EyeMotion(*self._motion, pupil)
             self._ref = pupil
         self._motion = (pupil.x_px - self._ref.x_px, pupil.y_px - self._ref.y_px)
         return EyeMotion(*self._motion, pupil)

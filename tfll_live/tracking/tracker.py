@@ -20,9 +20,7 @@ from .stabilize import Stabilizer
 
 LID_EVERY = 15  # frames between lower-lid refits; in between the lid moves with the eye
 HISTORY = 4  # recent frames kept so an interval can start at its true first open frame
-LID_CLEARANCE_PX = (
-    12.0  # keep features off the lid margin, an eye-fixed edge that would anchor them
-)
+CLEARANCE = 0.025  # of the frame height: keeps features off eye-fixed edges (lid, iris margin)
 
 
 @dataclass(slots=True)
@@ -144,7 +142,7 @@ class Tracker:
         eye = (motion.dx_px, motion.dy_px)
         lid = self._lid(gray, motion.pupil, eye)
         iris = self._iris(gray, motion.pupil, eye)
-        rows = _region_rows(motion.pupil, lid)
+        rows = _region_rows(motion.pupil, lid, max(3.0, CLEARANCE * gray.shape[0]))
         event = self._blinks_detector.push(i, gray, eye[0], eye[1], rows)
         enhanced = self._enhancer.push(pattern)
         mask = _region_mask(gray.shape, motion.pupil, lid, iris)
@@ -276,12 +274,13 @@ def _shift_lid(lid: LidCurve, dx: float, dy: float) -> LidCurve:
     return LidCurve(a, b - 2 * a * dx, a * dx * dx - b * dx + c + dy)
 
 
-def _region_rows(pupil: Circle | None, lid: LidCurve | None) -> tuple[float, float] | None:
+def _region_rows(pupil: Circle | None, lid: LidCurve | None,
+                 clearance: float) -> tuple[float, float] | None:
     """Rows of the tracked region at the pupil's column."""
     if pupil is None or lid is None:
         return None
-    top = pupil.y_px + 1.15 * pupil.r_px + 4.0
-    bottom = float(lid.y_at(pupil.x_px)) - LID_CLEARANCE_PX
+    top = pupil.y_px + 1.15 * pupil.r_px + clearance / 3
+    bottom = float(lid.y_at(pupil.x_px)) - clearance
     return (top, bottom) if bottom > top + 8 else None
 
 
@@ -293,14 +292,15 @@ def _region_mask(
     The iris margin is cut out: seen through the film it is an eye-fixed edge that would
     anchor features and pull the layer's displacement towards zero.
     """
-    rows = _region_rows(pupil, lid)
+    h, w = shape[:2]
+    clearance = max(3.0, CLEARANCE * h)
+    rows = _region_rows(pupil, lid, clearance)
     if rows is None or pupil is None or lid is None:
         return None
-    h, w = shape[:2]
     x0 = max(0.0, pupil.x_px - 2.5 * pupil.r_px)
     x1 = min(w - 1.0, pupil.x_px + 2.5 * pupil.r_px)
     xs = np.linspace(x0, x1, 24)
-    bottom = np.column_stack([xs[::-1], np.asarray(lid.y_at(xs[::-1])) - LID_CLEARANCE_PX])
+    bottom = np.column_stack([xs[::-1], np.asarray(lid.y_at(xs[::-1])) - clearance])
     top = np.array([[x0, rows[0]], [x1, rows[0]]])
     poly = np.round(np.concatenate([top, bottom])).astype(np.int32)
     mask = np.zeros((h, w), np.uint8)
@@ -311,6 +311,6 @@ def _region_mask(
             (round(iris.x_px), round(iris.y_px)),
             round(iris.r_px),
             0,
-            thickness=2 * round(LID_CLEARANCE_PX),
+            thickness=2 * round(clearance),
         )
     return mask
