@@ -60,6 +60,7 @@ class LiveLayers:
         self._tracks_hidden = False  # hidden by us because empty, not by the user
         self._overlay_ready = False
         self._anatomy_key: tuple[float, ...] | None = None
+        self._anatomy_kinds: list[str] = []
 
     # -- layers, created lazily (and again if the user deleted one) ----------------------------
     def _get(self, name: str) -> Any:
@@ -87,7 +88,7 @@ class LiveLayers:
         if layer is None:
             h = self._frame_height()
             layer = self.viewer.add_points(
-                np.zeros((0, 2)), name=POINTS, size=max(4.0, h / 60.0), border_width=0.15,
+                np.zeros((0, 2)), name=POINTS, size=max(4.0, h / 80.0), border_width=0.15,
                 border_color="black", face_color="white",
             )
         return layer
@@ -161,10 +162,11 @@ class LiveLayers:
         key = tuple(np.round(np.concatenate([v.ravel() for v, _ in shapes]), 1).tolist()
                     ) if shapes else ()
         if key != self._anatomy_key or len(layer.data) != len(shapes):
-            layer.data = shapes
-            if shapes:
+            kinds = [kind for _, kind in shapes]
+            layer.data = shapes  # keeps each shape's colour when the kinds are unchanged
+            if shapes and kinds != self._anatomy_kinds:
                 layer.edge_color = np.array(colors)
-            self._anatomy_key = key
+            self._anatomy_key, self._anatomy_kinds = key, kinds
         _translate(layer, shift)
 
     def show_tracks(self, tracks: np.ndarray) -> None:
