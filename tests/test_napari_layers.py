@@ -132,3 +132,25 @@ def test_live_layers_follow_a_camera_change_from_colour_to_mono(viewer):
     img = viewer.layers[IMAGE]
     assert not img.rgb and img.data.shape == (100, 140)
     assert viewer.layers.index(IMAGE) == 0  # still under the overlays
+
+
+def test_pupil_and_lid_keep_their_colours_as_shapes_come_and_go(viewer):
+    from dataclasses import replace
+
+    from napari_plugin.live_layers import LID_COLOR, PUPIL_COLOR
+
+    layers = LiveLayers(viewer)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    layers.show(frame, result())
+    shapes = viewer.layers[ANATOMY]
+    np.testing.assert_allclose(shapes.edge_color, [PUPIL_COLOR, LID_COLOR])
+    layers.show(frame, replace(result(frame=1), pupil=None))  # pupil not found in this frame
+    assert shapes.shape_type == ["path"]
+    np.testing.assert_allclose(shapes.edge_color, [LID_COLOR])
+    moved = replace(result(frame=2), pupil=Circle(52.0, 41.0, 12.0))
+    layers.show(frame, moved)
+    np.testing.assert_allclose(shapes.edge_color, [PUPIL_COLOR, LID_COLOR])
+    np.testing.assert_allclose(shapes.data[0], pupil_ellipse(moved.pupil))
+    layers.show(frame, replace(moved, frame=3, pupil=Circle(53.0, 41.0, 12.0)))
+    np.testing.assert_allclose(shapes.edge_color, [PUPIL_COLOR, LID_COLOR])
+    np.testing.assert_allclose(shapes.data[0][:, 1].mean(), 53.0)
