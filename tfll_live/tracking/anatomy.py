@@ -148,7 +148,9 @@ class PupilRefiner:
         kk = k[ok]
         g0, g1, g2 = grad[idx, kk - 1], grad[idx, kk], grad[idx, kk + 1]
         denom = g0 - 2 * g1 + g2
-        frac = np.where(np.abs(denom) > 1e-6, 0.5 * (g0 - g2) / denom, 0.0).clip(-0.5, 0.5)
+        with np.errstate(invalid="ignore", divide="ignore"):  # neighbours off the frame are -inf
+            frac = 0.5 * (g0 - g2) / denom
+        frac = np.where(np.isfinite(frac) & (np.abs(denom) > 1e-6), frac, 0.0).clip(-0.5, 0.5)
         step = radii[1] - radii[0]
         rr = radii[0] + (kk + 0.5 + frac) * step
         px = guess.x_px + self._cos[idx] * rr

@@ -204,7 +204,7 @@ class SSDTracker(_IncrementalTracker):
             tmpl = prev[cy - p : cy + p, cx - p : cx + p]
             win = cur[cy - p - s : cy + p + s, cx - p - s : cx + p + s]
             res = cv2.matchTemplate(win, tmpl, cv2.TM_SQDIFF)
-            _, _, (mx, my), _ = cv2.minMaxLoc(-res)
+            _, _, (mx, my), _ = cv2.minMaxLoc(res)  # least squared difference
             fx, fy = _subpixel(res, mx, my)
             flows.append((fx - s, fy - s))
             pts.append((cx, cy))
