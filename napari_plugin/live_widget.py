@@ -16,26 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QFileDialog, QWidget
 
 from tfll_live.synth import SynthConfig
-from tfll_live.tracking import Enhancement, FlowMethod, FrameResult, TrackerConfig
+from tfll_live.tracking import FrameResult, TrackerConfig
 
 from .feed import LoopFeed
 from .layer_data import TrackHistory
+from .live_controls import FORMATS, REPLAY, SYNTHETIC, LiveControls
 from .live_layers import LiveLayers
 from .spread_panel import SpreadPanel
 
@@ -44,10 +32,6 @@ if TYPE_CHECKING:
 
     from tfll_live.acquisition import CaptureLoop
 
-SYNTHETIC, REPLAY, MM_CONFIG = "Synthetic camera", "Replay a recording", "Micro-Manager config"
-FORMATS = {"OME-Zarr": "ome-zarr", "OME-TIFF": "ome-tiff"}
-FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Farneback",
-              FlowMethod.SSD: "SSD templates"}
 DISPLAY_HZ = 30.0
 TRACKS_EVERY = 3  # rebuild the tracks layer every n display ticks (it is the costly layer)
 
@@ -65,7 +49,7 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-class LiveWidget(QWidget):
+class LiveWidget(LiveControls):
     """Start/stop live tracking, record, and watch it in napari."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
@@ -86,7 +70,7 @@ class LiveWidget(QWidget):
         self._ticks = 0
         self._status_at = 0.0
         self._next_show_at = 0.0
-        self._build()
+        self._connect()
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / DISPLAY_HZ))
         self.timer.timeout.connect(self._tick)
@@ -97,80 +81,7 @@ class LiveWidget(QWidget):
         holder = self._loop_holder = [None]
         self.destroyed.connect(lambda *_: _stop_quietly(holder))
 
-    # -- layout ----------------------------------------------------------------------------------
-    def _build(self) -> None:
-        cam = QGroupBox("Camera")
-        self.camera_combo = QComboBox()
-        self.camera_combo.addItems([SYNTHETIC, REPLAY, MM_CONFIG])
-        self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("file to replay / Micro-Manager .cfg")
-        self.browse_button = QPushButton("…")
-        self.browse_button.setFixedWidth(30)
-        path_row = QHBoxLayout()
-        path_row.addWidget(self.path_edit)
-        path_row.addWidget(self.browse_button)
-        self.fps_spin = QDoubleSpinBox()
-        self.fps_spin.setRange(1.0, 500.0)
-        self.fps_spin.setValue(45.0)
-        self.fps_spin.setSuffix(" fps")
-        self.exposure_spin = QDoubleSpinBox()
-        self.exposure_spin.setRange(0.1, 10_000.0)
-        self.exposure_spin.setValue(10.0)
-        self.exposure_spin.setSuffix(" ms")
-        self.loop_check = QCheckBox("loop the recording")
-        self.live_button = QPushButton("Start live")
-        self.live_button.setCheckable(True)
-        form = QFormLayout(cam)
-        form.addRow("Source", self.camera_combo)
-        form.addRow("File", path_row)
-        form.addRow("Frame rate", self.fps_spin)
-        form.addRow("Exposure", self.exposure_spin)
-        form.addRow("", self.loop_check)
-        form.addRow(self.live_button)
-
-        trk = QGroupBox("Tracking")
-        self.enhancement_combo = QComboBox()
-        for e in Enhancement:
-            self.enhancement_combo.addItem(e.value, e)
-        self.flow_combo = QComboBox()
-        for f in FlowMethod:
-            self.flow_combo.addItem(FLOW_NAMES.get(f, f.value), f)
-        default = TrackerConfig()
-        self.enhancement_combo.setCurrentIndex(self.enhancement_combo.findData(default.enhancement))
-        self.flow_combo.setCurrentIndex(self.flow_combo.findData(default.flow))
-        self.stabilized_check = QCheckBox("stabilized view (follow the eye)")
-        form = QFormLayout(trk)
-        form.addRow("Enhancement", self.enhancement_combo)
-        form.addRow("Flow", self.flow_combo)
-        form.addRow(self.stabilized_check)
-
-        rec = QGroupBox("Recording")
-        self.folder_edit = QLineEdit(str(Path.home()))
-        self.folder_button = QPushButton("…")
-        self.folder_button.setFixedWidth(30)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_edit)
-        folder_row.addWidget(self.folder_button)
-        self.format_combo = QComboBox()
-        self.format_combo.addItems(list(FORMATS))
-        self.record_button = QPushButton("Record")
-        self.record_button.setCheckable(True)
-        form = QFormLayout(rec)
-        form.addRow("Folder", folder_row)
-        form.addRow("Format", self.format_combo)
-        form.addRow(self.record_button)
-
-        self.status_label = QLabel("idle")
-        self.status_label.setWordWrap(True)
-        self.message_label = QLabel("")
-        self.message_label.setWordWrap(True)
-        self.message_label.setStyleSheet("color: #ff7b5c;")
-
-        lay = QVBoxLayout(self)
-        for w in (cam, trk, rec, self.status_label, self.message_label):
-            lay.addWidget(w)
-        lay.addStretch(1)
-
+    def _connect(self) -> None:
         self.camera_combo.currentIndexChanged.connect(self._update_enabled)
         self.browse_button.clicked.connect(self._browse_source)
         self.folder_button.clicked.connect(self._browse_folder)
@@ -198,30 +109,7 @@ class LiveWidget(QWidget):
 
     def _update_enabled(self) -> None:
         """Enable only the controls that make sense now."""
-        live, rec = self.is_live, self.is_recording
-        source = self.camera_combo.currentText()
-        self.camera_combo.setEnabled(not live)
-        self.path_edit.setEnabled(not live and source != SYNTHETIC)
-        self.browse_button.setEnabled(not live and source != SYNTHETIC)
-        self.fps_spin.setEnabled(not live and source == SYNTHETIC)
-        self.exposure_spin.setEnabled(not live and source == MM_CONFIG)
-        self.loop_check.setEnabled(not live and source == REPLAY)
-        self.live_button.setChecked(live)
-        self.live_button.setText("Stop live" if live else "Start live")
-        # a new tracker configuration restarts tracking: not in the middle of a recording
-        self.enhancement_combo.setEnabled(not rec)
-        self.flow_combo.setEnabled(not rec)
-        self.record_button.setEnabled(live)
-        self.record_button.setChecked(rec)
-        self.record_button.setText("Stop recording" if rec else "Record")
-        self.folder_edit.setEnabled(not rec)
-        self.folder_button.setEnabled(not rec)
-        self.format_combo.setEnabled(not rec)
-
-    def show_message(self, text: str, error: bool = True) -> None:
-        """Tell the user (a label in the widget, plus a napari notification for errors)."""
-        self.message_label.setStyleSheet("color: #ff7b5c;" if error else "color: #9ad19a;")
-        self.message_label.setText(text)
+        self.set_state(live=self.is_live, recording=self.is_recording)
 
     def tracker_config(self) -> TrackerConfig:
         """Return the tracker settings chosen in the widget."""

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from napari_plugin.layer_data import displacement_colors, points_yx
+from napari_plugin.live_controls import MM_CONFIG, REPLAY, SYNTHETIC
 from napari_plugin.live_layers import ANATOMY, IMAGE, POINTS, TRACKS, text_overlay
-from napari_plugin.live_widget import MM_CONFIG, REPLAY, SYNTHETIC, LiveWidget
+from napari_plugin.live_widget import LiveWidget
 from napari_plugin.reader import get_reader
 from tfll_live.io import open_stream, read_frames_csv, read_results
 from tfll_live.synth import SynthConfig

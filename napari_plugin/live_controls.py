@@ -1,0 +1,134 @@
+"""The form of the "TFLL Live" dock: camera, tracking, recording controls and status lines.
+
+Only widgets and which of them are enabled in which state; what they do is ``LiveWidget``'s.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tfll_live.tracking import Enhancement, FlowMethod, TrackerConfig
+
+SYNTHETIC, REPLAY, MM_CONFIG = "Synthetic camera", "Replay a recording", "Micro-Manager config"
+FORMATS = {"OME-Zarr": "ome-zarr", "OME-TIFF": "ome-tiff"}
+FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Farneback",
+              FlowMethod.SSD: "SSD templates"}
+
+
+class LiveControls(QWidget):
+    """The dock's controls, laid out; ``set_state`` enables what makes sense."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        cam = QGroupBox("Camera")
+        self.camera_combo = QComboBox()
+        self.camera_combo.addItems([SYNTHETIC, REPLAY, MM_CONFIG])
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("file to replay / Micro-Manager .cfg")
+        self.browse_button = QPushButton("…")
+        self.browse_button.setFixedWidth(30)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit)
+        path_row.addWidget(self.browse_button)
+        self.fps_spin = QDoubleSpinBox()
+        self.fps_spin.setRange(1.0, 500.0)
+        self.fps_spin.setValue(45.0)
+        self.fps_spin.setSuffix(" fps")
+        self.exposure_spin = QDoubleSpinBox()
+        self.exposure_spin.setRange(0.1, 10_000.0)
+        self.exposure_spin.setValue(10.0)
+        self.exposure_spin.setSuffix(" ms")
+        self.loop_check = QCheckBox("loop the recording")
+        self.live_button = QPushButton("Start live")
+        self.live_button.setCheckable(True)
+        form = QFormLayout(cam)
+        form.addRow("Source", self.camera_combo)
+        form.addRow("File", path_row)
+        form.addRow("Frame rate", self.fps_spin)
+        form.addRow("Exposure", self.exposure_spin)
+        form.addRow("", self.loop_check)
+        form.addRow(self.live_button)
+
+        trk = QGroupBox("Tracking")
+        self.enhancement_combo = QComboBox()
+        for e in Enhancement:
+            self.enhancement_combo.addItem(e.value, e)
+        self.flow_combo = QComboBox()
+        for f in FlowMethod:
+            self.flow_combo.addItem(FLOW_NAMES.get(f, f.value), f)
+        default = TrackerConfig()
+        self.enhancement_combo.setCurrentIndex(self.enhancement_combo.findData(default.enhancement))
+        self.flow_combo.setCurrentIndex(self.flow_combo.findData(default.flow))
+        self.stabilized_check = QCheckBox("stabilized view (follow the eye)")
+        form = QFormLayout(trk)
+        form.addRow("Enhancement", self.enhancement_combo)
+        form.addRow("Flow", self.flow_combo)
+        form.addRow(self.stabilized_check)
+
+        rec = QGroupBox("Recording")
+        self.folder_edit = QLineEdit(str(Path.home()))
+        self.folder_button = QPushButton("…")
+        self.folder_button.setFixedWidth(30)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit)
+        folder_row.addWidget(self.folder_button)
+        self.format_combo = QComboBox()
+        self.format_combo.addItems(list(FORMATS))
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        form = QFormLayout(rec)
+        form.addRow("Folder", folder_row)
+        form.addRow("Format", self.format_combo)
+        form.addRow(self.record_button)
+
+        self.status_label = QLabel("idle")
+        self.status_label.setWordWrap(True)
+        self.message_label = QLabel("")
+        self.message_label.setWordWrap(True)
+        self.message_label.setStyleSheet("color: #ff7b5c;")
+
+        lay = QVBoxLayout(self)
+        for w in (cam, trk, rec, self.status_label, self.message_label):
+            lay.addWidget(w)
+        lay.addStretch(1)
+
+    def set_state(self, live: bool, recording: bool) -> None:
+        """Enable only the controls that make sense when ``live`` / ``recording``."""
+        rec = recording
+        source = self.camera_combo.currentText()
+        self.camera_combo.setEnabled(not live)
+        self.path_edit.setEnabled(not live and source != SYNTHETIC)
+        self.browse_button.setEnabled(not live and source != SYNTHETIC)
+        self.fps_spin.setEnabled(not live and source == SYNTHETIC)
+        self.exposure_spin.setEnabled(not live and source == MM_CONFIG)
+        self.loop_check.setEnabled(not live and source == REPLAY)
+        self.live_button.setChecked(live)
+        self.live_button.setText("Stop live" if live else "Start live")
+        # a new tracker configuration restarts tracking: not in the middle of a recording
+        self.enhancement_combo.setEnabled(not rec)
+        self.flow_combo.setEnabled(not rec)
+        self.record_button.setEnabled(live)
+        self.record_button.setChecked(rec)
+        self.record_button.setText("Stop recording" if rec else "Record")
+        self.folder_edit.setEnabled(not rec)
+        self.folder_button.setEnabled(not rec)
+        self.format_combo.setEnabled(not rec)
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        """Tell the user in the message line (red for errors)."""
+        self.message_label.setStyleSheet("color: #ff7b5c;" if error else "color: #9ad19a;")
+        self.message_label.setText(text)
