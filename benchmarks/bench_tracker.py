@@ -1,0 +1,84 @@
+"""Tracker speed and memory: per-frame latency against full-frame Farneback, flat memory.
+
+    python benchmarks/bench_tracker.py [--frames 300] [--long 20000]
+
+One core (OpenCV threads = 1). Prints median and p99 ``Tracker.push`` latency at 480x640 and
+1024x1280 RGB, frames/s, the same for the paper's dense baseline (full-frame Farneback between
+consecutive frames) and the ratio; then RSS every 2,000 frames over a long stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import cv2
+import numpy as np
+
+from tfll_live.synth import SynthConfig, SyntheticStream
+from tfll_live.tracking import Tracker
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def frames_for(h: int, w: int, n: int, seed: int = 4242) -> list[np.ndarray]:
+    stream = SyntheticStream(SynthConfig(height=h, width=w, n_frames=n, seed=seed))
+    return [stream.render(i) for i in range(n)]
+
+
+def tracker_latency(frames: list[np.ndarray], fps: float = 45.0) -> np.ndarray:
+    tracker = Tracker()
+    out = np.empty(len(frames))
+    for i, f in enumerate(frames):
+        t0 = time.perf_counter()
+        tracker.push(f, i / fps)
+        out[i] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def farneback_latency(frames: list[np.ndarray], n: int = 40) -> np.ndarray:
+    prev = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    out = np.empty(min(n, len(frames) - 1))
+    for i in range(len(out)):
+        t0 = time.perf_counter()
+        cur = cv2.cvtColor(frames[i + 1], cv2.COLOR_RGB2GRAY)
+        cv2.calcOpticalFlowFarneback(prev, cur, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        out[i] = time.perf_counter() - t0
+        prev = cur
+    return out * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--long", type=int, default=20000)
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    for (h, w), target in (((480, 640), 200.0), ((1024, 1280), 60.0)):
+        frames = frames_for(h, w, args.frames)
+        lat = tracker_latency(frames)
+        base = farneback_latency(frames)
+        med, p99 = np.median(lat), np.percentile(lat, 99)
+        print(f"{h}x{w} RGB  Tracker.push: median {med:.2f} ms, p99 {p99:.2f} ms, "
+              f"{1e3 / np.mean(lat):.0f} frames/s (target {target:.0f})")
+        print(f"{h}x{w} RGB  full-frame Farneback: median {np.median(base):.1f} ms  "
+              f"-> tracker is {np.median(base) / med:.1f}x faster per frame (target 10x)")
+    frames = frames_for(480, 640, 450, seed=4343)
+    tracker = Tracker()
+    start = rss_mb()
+    print(f"memory over {args.long} frames (480x640 RGB, stream looped): start {start:.1f} MB")
+    for i in range(args.long):
+        tracker.push(frames[i % len(frames)], i / 45.0)
+        if (i + 1) % 2000 == 0:
+            print(f"  frame {i + 1:6d}: RSS {rss_mb():.1f} MB")
+    summary = tracker.finish()
+    print(f"  end: RSS {rss_mb():.1f} MB, {len(summary.blinks)} blinks, "
+          f"{len(summary.intervals)} intervals kept in the summary")
+
+
+if __name__ == "__main__":
+    main()
