@@ -90,7 +90,7 @@ def main() -> int:
     def timed_show(*a, **k):
         t = time.perf_counter()
         original_show(*a, **k)
-        show_ms.append((time.perf_counter() - t) * 1000.0)
+        show_ms.append(round((time.perf_counter() - t) * 1000.0, 1))
 
     widget._show = timed_show
     paint_start = [0.0]
@@ -150,7 +150,7 @@ def main() -> int:
     rec = "off" if args.no_record else args.format
     print(f"bench_gui: {args.height}x{args.width} RGB synthetic camera at {args.fps:g} fps, "
           f"tracking on, recording {rec}, {span:.1f} s measured, napari {napari.__version__}, "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"  event-loop stalls (1 ms probe): max gap {gaps_ms.max():.1f} ms, p99 "
           f"{pct(gaps_ms, 99):.1f} ms, gaps > 50 ms: {(gaps_ms > 50).sum()}  (target: max < 50 ms)")
     print(f"  display timer (30 Hz): max gap between ticks {ticks_ms.max():.1f} ms, median "
@@ -159,6 +159,8 @@ def main() -> int:
     print(f"  main thread: layer update median {pct(show_ms, 50):.1f} ms, max "
           f"{max(show_ms, default=nan):.1f} ms; canvas paint median {pct(paint_ms, 50):.1f} ms, "
           f"max {max(paint_ms, default=nan):.1f} ms")
+    print(f"  slowest layer updates {sorted(show_ms)[-5:][::-1]} ms".replace("np.float64", ""))
+    print(f"  slowest paints {[round(x, 1) for x in sorted(paint_ms)[-5:][::-1]]} ms")
     print(f"  capture: acquired {stats.acquired}, tracked {stats.tracked}, recorded "
           f"{stats.recorded}, dropped {stats.dropped}")
     print(f"  display: {shown / span:.1f} frames/s shown of {tracked / span:.1f} tracked "

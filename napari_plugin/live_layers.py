@@ -127,6 +127,11 @@ class LiveLayers:
         self._show_anatomy(result, frame.shape[1], shift)
         if tracks is not None:
             self.show_tracks(tracks)
+        elif self._get(TRACKS) is None:
+            # create the tracks layer now, with one zero-length track that draws nothing, so
+            # its set-up (and shader compilation) happens at start, not in the middle of live
+            h, w = frame.shape[:2]
+            self._tracks(np.array([[0, 0, h / 2, w / 2], [0, 0, h / 2, w / 2]], float))
         overlay = text_overlay(self.viewer)
         if not self._overlay_ready:
             overlay.position, overlay.font_size, overlay.visible = "top_left", 14, True
