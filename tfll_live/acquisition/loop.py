@@ -320,7 +320,6 @@ class CaptureLoop:
             if self._recording is not None:
                 raise RuntimeError("stop recording before changing the tracker configuration")
             self._cfg = cfg
-            self._tracker = Tracker(cfg)
             self._new_session()
 
     # -- the capture thread -----------------------------------------------------------------
@@ -531,8 +530,11 @@ class CaptureLoop:
         self._fitted_buffer = key
 
     def _new_session(self) -> None:
-        """Next frame starts a fresh tracker run (caller holds the session lock)."""
-        self._tracker.reset()
+        """Next frame starts a fresh tracker run (caller holds the session lock).
+
+        A new Tracker rather than ``reset()``: a session must not inherit anything.
+        """
+        self._tracker = Tracker(self._cfg)
         self._t0 = None
         self._intervals_emitted = 0
         self._latest = None

@@ -116,7 +116,8 @@ class Recording:
         if fmt == "ome-zarr":
             p.mkdir()
         else:
-            handle = open(p, "xb")  # noqa: SIM115 - kept open by the TIFF writer
+            # unbuffered: a write the disk refuses must not linger in a buffer (see tiff_writer)
+            handle = open(p, "xb", buffering=0)  # noqa: SIM115 - kept open by the TIFF writer
         try:
             analysis.mkdir()
         except BaseException:
@@ -189,7 +190,7 @@ class Recording:
                     self._write_one(frame, time_s, metadata, result)
                     self.n_written += 1
                 except Exception as e:  # disk full, file too large, path gone, camera changed
-                    self.failed = f"{self.path}: {_one_line(e)}"
+                    self.failed = f"{self.path}: {_one_line(e)}{_why_writes_fail(self.path)}"
             with self._room:
                 self._queued_bytes -= frame.nbytes
                 self._room.notify_all()
@@ -233,21 +234,22 @@ class Recording:
     def _finish_image(self, reason: str | None) -> None:
         frames = self._frames
         attrs = self._final_attrs(reason)
-        if isinstance(frames, ZarrFrameWriter):
-            frames.close()
-            times = [{"delta_t": t} for t in frames.times]
-            write_group_attrs(self.path, {"ome": frames.ome_attrs(self.path.name), "tfll": attrs,
-                                          "ome_writers": {"frame_metadata": times}})
-        elif isinstance(frames, TiffFrameWriter):
-            frames.close(self.path.name, attrs)
-        elif self.fmt == "ome-zarr":
-            write_group_attrs(self.path, {"tfll": attrs})  # no frame came
-        if self._handle is not None:
-            with contextlib.suppress(OSError):
-                self._handle.close()
-        if self._meta_file is not None:
-            with contextlib.suppress(OSError):
-                self._meta_file.close()
+        try:
+            if isinstance(frames, ZarrFrameWriter):
+                frames.close()
+                times = [{"delta_t": t} for t in frames.times]
+                write_group_attrs(self.path, {"ome": frames.ome_attrs(self.path.name),
+                                              "tfll": attrs,
+                                              "ome_writers": {"frame_metadata": times}})
+            elif isinstance(frames, TiffFrameWriter):
+                frames.close(self.path.name, attrs)
+            elif self.fmt == "ome-zarr":
+                write_group_attrs(self.path, {"tfll": attrs})  # no frame came
+        finally:
+            for f in (self._handle, self._meta_file):
+                if f is not None:
+                    with contextlib.suppress(OSError):
+                        f.close()
 
     def _finish_analysis(self, summary: Summary | None, reason: str | None) -> None:
         if self._analysis is None:
@@ -262,6 +264,23 @@ class Recording:
             extra["incomplete"] = {"reason": reason, "frames_read": self.n_written}
         self._analysis.fps = self._final_attrs(reason)["fps"] or 0.0
         self._analysis.close(summary, extra)
+
+
+def _why_writes_fail(path: Path) -> str:
+    """What the OS says about a failed write (full disk, file size limit), as a suffix."""
+    import resource
+    import shutil
+
+    notes = []
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(path.parent).free
+        if free < 16 * 2**20:
+            notes.append(f"disk full: {free / 2**20:.1f} MB free")
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if limit != resource.RLIM_INFINITY:
+            notes.append(f"file size limit of {limit} bytes (ulimit -f)")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _one_line(e: BaseException) -> str:

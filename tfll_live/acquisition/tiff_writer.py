@@ -9,7 +9,10 @@ which is written into the first page's description when the recording is closed.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import struct
 from pathlib import Path
 from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
@@ -27,7 +30,9 @@ class TiffFrameWriter:
         self.path = path
         self.shape, self.dtype = tuple(shape), np.dtype(dtype)
         self.rgb = len(shape) == 3
+        self._fh = fh
         self._tw = tifffile.TiffWriter(fh, bigtiff=True, ome=False)
+        self._broken = False
         self.times: list[float] = []
         self.n = 0
 
@@ -36,19 +41,46 @@ class TiffFrameWriter:
         if frame.shape != self.shape or frame.dtype != self.dtype:
             raise ValueError(f"frame {frame.shape} {frame.dtype} does not match the recording "
                              f"({self.shape} {self.dtype}): the camera changed mid-recording")
-        self._tw.write(
-            frame,
-            photometric="rgb" if self.rgb else "minisblack",
-            contiguous=False,
-            metadata=None,
-            description=_PLACEHOLDER if self.n == 0 else None,
-        )
+        if self._broken:
+            raise OSError(f"{self.path}: an earlier write failed")
+        end, link = self._fh.tell(), getattr(self._tw, "_ifdoffset", None)
+        try:
+            self._tw.write(
+                frame,
+                photometric="rgb" if self.rgb else "minisblack",
+                contiguous=False,
+                metadata=None,
+                description=_PLACEHOLDER if self.n == 0 else None,
+            )
+        except BaseException:
+            self._broken = True
+            self._cut_back(end, link)
+            raise
         self.times.append(time_s)
         self.n += 1
 
+    def _cut_back(self, end: int, link: int | None) -> None:
+        """Undo a page that failed half-way (disk full): the file ends with the last whole page.
+
+        tifffile links the new page into the previous page's directory before writing it; the
+        link is reset to "no next page" and the file cut where that page began. Both fit on a
+        full disk (an in-place write, a truncation). ``link`` is tifffile's private offset of
+        that field; without it the damaged tail stays (readers still get the whole pages).
+        """
+        if link is None:
+            return
+        fmt = getattr(getattr(self._tw, "tiff", None), "offsetformat", "<Q")
+        fd = self._fh.fileno()
+        with contextlib.suppress(OSError):
+            os.pwrite(fd, struct.pack(fmt, 0), link)
+            os.ftruncate(fd, end)
+
     def close(self, name: str, annotations: dict[str, Any]) -> None:
         """Finish the file and put the OME-XML (times, rate, session) in its first page."""
-        self._tw.close()
+        if self._broken:  # tifffile's state includes the page that failed: do not let it write
+            self._fh.close()
+        else:
+            self._tw.close()
         if self.n == 0:
             return
         tifffile.tiffcomment(self.path, comment=self.ome_xml(name, annotations), pageindex=0)
