@@ -1,0 +1,383 @@
+"""Lipid layer thickness in nm from the interference colours of the tracked region.
+
+The camera sees, per pixel, ``x = g * L(d) + b``: the film's reflectance ``L(d)`` (``thinfilm``:
+air / lipid 1.48 / aqueous 1.337, weighted by the camera's colour response) scaled by an
+unknown gain ``g`` (illumination, exposure), on top of the eye's diffuse light ``b`` (iris,
+sclera), which is unknown too. Raw intensity therefore says little; what identifies the
+thickness is the *shape* of the colour cloud: the region holds a range of thicknesses, so its
+pixels trace an arc of the colour curve ``g*L(d)+b``, and only one gain, background and stretch
+of the curve fit that arc.
+
+The estimator fits, over the region, one gain and one background colour per background group
+(for example pixels over the iris and over the sclera), assigning each pixel the thickness of
+the nearest point of the curve. Distances are Mahalanobis, with the eye's texture allowed to
+vary mostly in brightness (diffuse tissue is nearly neutral next to interference colours).
+The fit alternates assignment and linear least squares, from a global multi-start search on the
+first frame and warm-started from the previous frame after that.
+
+The colour-thickness curve is ambiguous (thin and thick films can share a brightness; colours
+repeat): the ambiguity is resolved
+
+- in space, by fitting the whole region's arc at once rather than each pixel alone;
+- in time, by carrying the gain over from earlier frames: it belongs to the camera and the
+  light, not to the film, so the session's gain (a weighted median of the per-frame gains,
+  each weighted by how long an arc its frame spans) pins the scale of the curve in frames
+  whose own arc is too short to fix it (thin or uniform layers).
+
+Mono cameras carry no colour and get no estimate (``ThicknessUnavailable``). A real camera's
+channel gains and black level are corrected by a ``Calibration`` (from a reference of known
+thickness or a colour chart), stored as a small JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .thinfilm import CameraResponse
+
+CALIBRATION_SCHEMA = "tfll-calibration/1"
+# Eye texture varies this much more in brightness than in hue (ratio of standard deviations).
+LUMA_TO_CHROMA = 2.5
+# Least squares ignore pixels this many times farther (squared) from the curve than the median
+# pixel: ~3 sigma for a 3-D Gaussian (chi-square 3 dof: median 2.37, 99.7% 14.2), so only
+# outliers (glints, lid edges) go, and the arc's ends, which fix the gain, stay.
+OUTLIER_RATIO = 6.0
+MIN_PIXELS = 50
+
+
+class ThicknessUnavailable(ValueError):
+    """The frames cannot give a thickness (for example a mono camera); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def unavailable_reason(pixels: np.ndarray) -> str | None:
+    """Why these pixels ``(N, 3)`` or frame ``(Y, X, 3)`` cannot give a thickness (None: can)."""
+    a = np.asarray(pixels)
+    if a.ndim < 2 or a.shape[-1] == 1 or (a.ndim == 2 and a.shape[-1] != 3):
+        return "mono camera: lipid thickness needs colour (RGB) frames"
+    if a.shape[-1] != 3:
+        return f"thickness needs RGB pixels (..., 3), got shape {a.shape}"
+    return None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A colour camera's per-channel response: ``raw = gain * linear + offset``.
+
+    ``linear`` is what the thin-film model predicts up to one overall scale, so only the
+    ratios of the gains matter (they are normalised to mean 1). ``offset`` is the black level.
+    """
+
+    gain: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    source: str = ""
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """Raw camera RGB to the model's linear RGB (same shape, float64)."""
+        return (np.asarray(pixels, np.float64) - np.asarray(self.offset)) / np.asarray(self.gain)
+
+    @classmethod
+    def fit(
+        cls,
+        rgb: np.ndarray,
+        thickness_nm: np.ndarray,
+        response: CameraResponse | None = None,
+        black_level: tuple[float, float, float] | None = None,
+        source: str = "",
+    ) -> Calibration:
+        """Fit from mean colours of reference films of known thickness (a colour chart).
+
+        One reference fixes the channel gains (the black level is then ``black_level``, default
+        0); two or more references of different thickness also fit the black level, unless it
+        is given.
+        """
+        rgb = np.atleast_2d(np.asarray(rgb, np.float64))
+        d = np.atleast_1d(np.asarray(thickness_nm, np.float64))
+        if rgb.shape != (len(d), 3):
+            raise ValueError(f"need one RGB colour per thickness, got {rgb.shape} for {len(d)}")
+        model = (response or CameraResponse.gaussian()).rgb(d)  # (K, 3)
+        if black_level is not None or len(d) == 1 or np.ptp(d) < 5.0:
+            off = np.zeros(3) if black_level is None else np.asarray(black_level, np.float64)
+            gain = ((rgb - off) * model).sum(0) / (model * model).sum(0)
+        else:
+            gain, off = np.empty(3), np.empty(3)
+            for c in range(3):
+                design = np.column_stack([model[:, c], np.ones(len(d))])
+                (gain[c], off[c]), *_ = np.linalg.lstsq(design, rgb[:, c], rcond=None)
+        if not np.all(gain > 0):
+            raise ValueError("calibration failed: a channel has no positive response")
+        gain = gain / gain.mean()
+        return cls(tuple(map(float, gain)), tuple(map(float, off)), source)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_reference(
+        cls,
+        pixels: np.ndarray,
+        thickness_nm: float,
+        response: CameraResponse | None = None,
+        black_level: tuple[float, float, float] | None = None,
+        source: str = "",
+    ) -> Calibration:
+        """Fit from an image region of one known film thickness on a dark background."""
+        reason = unavailable_reason(pixels)
+        if reason:
+            raise ThicknessUnavailable(reason)
+        colour = np.median(np.asarray(pixels, np.float64).reshape(-1, 3), axis=0)
+        return cls.fit(colour[None], np.array([thickness_nm]), response, black_level, source)
+
+    def to_json(self) -> dict[str, object]:
+        """The calibration file's content."""
+        return {"schema": CALIBRATION_SCHEMA, "gain": list(self.gain),
+                "offset": list(self.offset), "source": self.source}
+
+    @classmethod
+    def from_json(cls, d: dict[str, object]) -> Calibration:
+        """Inverse of ``to_json``; refuses other schemas with a one-line reason."""
+        if d.get("schema") != CALIBRATION_SCHEMA:
+            raise ValueError(f"not a {CALIBRATION_SCHEMA} file (schema {d.get('schema')!r})")
+        gain = tuple(float(v) for v in d["gain"])  # type: ignore[attr-defined]
+        offset = tuple(float(v) for v in d["offset"])  # type: ignore[attr-defined]
+        if len(gain) != 3 or len(offset) != 3 or min(gain) <= 0:
+            raise ValueError("calibration needs three positive gains and three offsets")
+        return cls(gain, offset, str(d.get("source", "")))  # type: ignore[arg-type]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the calibration as JSON."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        """Read a calibration file (one-line errors for missing or malformed files)."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ValueError(f"{path}: no such calibration file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not a JSON calibration file ({e})") from None
+        try:
+            return cls.from_json(d)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ThicknessFit:
+    """One frame's estimate: the region's median thickness and how the fit came out."""
+
+    thickness_nm: float
+    iqr_nm: float  # spread of the per-pixel thicknesses (75th - 25th percentile)
+    gain: float  # scale of the film's colour curve (camera and light), fitted over many frames
+    n_pixels: int
+
+
+class ThicknessEstimator:
+    """Median lipid thickness of the tracked region, frame by frame (see module docstring).
+
+    ``push(pixels, groups)`` takes the region's colours ``(N, 3)`` (any numeric type; the
+    same eye-anchored region from frame to frame) and, optionally, an integer background group
+    per pixel (e.g. 0 over the iris, 1 over the sclera); pixels of one group share one diffuse
+    background colour. It returns the median thickness in nm, or None when the region is too
+    small or featureless. Details of the last estimate are in ``last``.
+
+    The gain and backgrounds belong to the camera, the light and the eye, not to the film, so
+    they are fitted over a reservoir of pixels from many frames (several blinks' worth of
+    different layers: a longer, better-conditioned arc of the colour curve), refitted every
+    ``refit_every`` frames and searched globally on a doubling schedule; each frame then only
+    assigns its pixels to the curve.
+    """
+
+    def __init__(
+        self,
+        response: CameraResponse | None = None,
+        calibration: Calibration | None = None,
+        max_nm: int = 260,
+        max_pixels: int = 1500,
+        refit_every: int = 10,
+        reservoir_frames: int = 60,
+        seed: int = 0,
+    ) -> None:
+        self.response = response or CameraResponse.gaussian()
+        self.calibration = calibration
+        self.max_pixels = max_pixels
+        self.refit_every = refit_every
+        self._reservoir_frames = reservoir_frames
+        self._d = np.arange(0.0, max_nm + 1.0)
+        curve = self.response.rgb(self._d)
+        self._curve = curve / curve.max()
+        grey = np.ones(3) / np.sqrt(3.0)
+        inv_cov = np.outer(grey, grey) / LUMA_TO_CHROMA**2 + (np.eye(3) - np.outer(grey, grey))
+        self._inv_cov = inv_cov
+        self._whiten = np.linalg.cholesky(inv_cov)  # inv_cov = W @ W.T
+        self._curve_w = self._curve @ self._whiten
+        self._seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the session (new eye, new camera settings)."""
+        self._rng = np.random.default_rng(self._seed)
+        self._gain: float | None = None
+        self._offsets: dict[int, np.ndarray] = {}
+        self._reservoir: deque[tuple[np.ndarray, np.ndarray]] = deque(
+            maxlen=self._reservoir_frames)
+        self._pushes = 0
+        self._next_search = 0
+        self.last: ThicknessFit | None = None
+
+    # -- public -------------------------------------------------------------------------------
+    def push(self, rgb_pixels: np.ndarray, groups: np.ndarray | None = None) -> float | None:
+        """Median thickness (nm) of one frame's region, or None if it cannot be estimated."""
+        reason = unavailable_reason(rgb_pixels)
+        if reason:
+            raise ThicknessUnavailable(reason)
+        x = np.asarray(rgb_pixels).reshape(-1, 3)
+        grp = np.zeros(len(x), np.int64) if groups is None else np.asarray(groups).reshape(-1)
+        if len(grp) != len(x):
+            raise ValueError(f"groups has {len(grp)} labels for {len(x)} pixels")
+        ok = np.isfinite(x).all(axis=1)
+        x, grp = x[ok], grp[ok].astype(np.int64)
+        if len(x) > self.max_pixels:
+            pick = self._rng.choice(len(x), self.max_pixels, replace=False)
+            x, grp = x[pick], grp[pick]
+        x = x.astype(np.float64) if self.calibration is None else self.calibration.apply(x)
+        self.last = None
+        if len(x) < MIN_PIXELS or np.ptp(x, axis=0).max() <= 0:
+            return None
+        if self._pushes % self.refit_every == 0:
+            keep = self._rng.choice(len(x), min(len(x), 150), replace=False)
+            self._reservoir.append((x[keep], grp[keep]))
+            self._refit()
+        self._pushes += 1
+        if self._gain is None:
+            return None
+        labels, inverse = np.unique(grp, return_inverse=True)
+        for j, lab in enumerate(labels):  # a group first seen now: its background from here
+            if int(lab) not in self._offsets:
+                self._offsets[int(lab)] = _fit_offset(x[inverse == j], self._gain, self)
+        offsets = np.array([self._offsets[int(lab)] for lab in labels])
+        k, _ = _assign(x, inverse, self._gain, offsets, self)
+        q25, med, q75 = np.percentile(self._d[k], [25, 50, 75])
+        self.last = ThicknessFit(float(med), float(q75 - q25), self._gain, len(x))
+        return float(med)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _refit(self) -> None:
+        """Refit gain and backgrounds on the reservoir (warm, and globally when due)."""
+        x = np.concatenate([r[0] for r in self._reservoir])
+        raw = np.concatenate([r[1] for r in self._reservoir])
+        labels, grp = np.unique(raw, return_inverse=True)
+        candidates = []
+        if self._gain is not None:
+            o0 = np.array([self._offsets[int(lab)] if int(lab) in self._offsets
+                           else _fit_offset(x[grp == j], self._gain, self)
+                           for j, lab in enumerate(labels)])
+            candidates.append(_alternate(x, grp, self._gain, o0, self, 4, True))
+        if self._pushes >= self._next_search:
+            self._next_search = max(2 * self._pushes, self.refit_every)
+            candidates.append(self._search(x, grp, len(labels)))
+        good = [c for c in candidates if c[0] > 0 and np.isfinite(c[4])]
+        if not good:
+            return
+        gain, offsets, *_ = min(good, key=lambda c: c[4])
+        self._gain = gain
+        self._offsets = {int(lab): offsets[j] for j, lab in enumerate(labels)}
+
+    def _search(self, x: np.ndarray, grp: np.ndarray, n_groups: int
+                ) -> tuple[float, np.ndarray, np.ndarray, float, float]:
+        """Global multi-start fit: several starting thicknesses and gains, best kept."""
+        sub = self._rng.choice(len(x), min(len(x), 400), replace=False)
+        xs, gs = x[sub], grp[sub]
+        scale = float(x.mean())
+        best: tuple[float, np.ndarray] | None = None
+        best_obj = np.inf
+        for d0 in range(10, len(self._d), 20):
+            for frac in (0.2, 0.35, 0.5, 0.7):
+                g0 = frac * scale / self._curve[d0].mean()
+                o0 = np.array([xs[gs == j].mean(0) - g0 * self._curve[d0] if np.any(gs == j)
+                               else x[grp == j].mean(0) - g0 * self._curve[d0]
+                               for j in range(n_groups)])
+                g, o, _, _, obj = _alternate(xs, gs, g0, o0, self, 8, True)
+                if g > 0 and obj < best_obj:
+                    best, best_obj = (g, o), obj
+        if best is None:
+            return -1.0, np.zeros((n_groups, 3)), np.zeros(0, np.int64), 0.0, np.inf
+        return _alternate(x, grp, best[0], best[1], self, 3, True)
+
+
+def _fit_offset(x: np.ndarray, gain: float, est: ThicknessEstimator) -> np.ndarray:
+    """Background colour of one group of pixels, with the gain known."""
+    o = x.mean(0) - gain * est._curve.mean(0)
+    _, o, *_ = _alternate(x, np.zeros(len(x), np.int64), gain, o[None], est, 4, False)
+    return o[0]
+
+
+def _assign(x: np.ndarray, grp: np.ndarray, gain: float, offsets: np.ndarray,
+            est: ThicknessEstimator) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest curve point (whitened distance) of every pixel: index and squared distance."""
+    xw = (x - offsets[grp]) @ est._whiten
+    cw = gain * est._curve_w
+    e = (cw * cw).sum(1)[None, :] - 2.0 * (xw @ cw.T)
+    k = e.argmin(axis=1)
+    return k, e[np.arange(len(x)), k] + (xw * xw).sum(1)
+
+
+def _group_sums(v: np.ndarray, grp: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-group column sums of ``v`` (n, 3)."""
+    return np.stack([np.bincount(grp, v[:, c], minlength=n_groups) for c in range(3)], axis=1)
+
+
+def _alternate(
+    x: np.ndarray, grp: np.ndarray, gain: float, offsets: np.ndarray,
+    est: ThicknessEstimator, iters: int, free_gain: bool,
+) -> tuple[float, np.ndarray, np.ndarray, float, float]:
+    """Alternate nearest-point assignment and least squares for gain and group offsets.
+
+    Returns gain, offsets, curve indices, the gain's information (how long an arc the
+    pixels span, whitened) and the trimmed mean squared distance.
+    """
+    offsets = offsets.copy()
+    n_groups = len(offsets)
+    info = 0.0
+    for _ in range(iters):
+        k, e = _assign(x, grp, gain, offsets, est)
+        keep = e <= OUTLIER_RATIO * np.median(e)
+        lk, xk, gk = est._curve[k[keep]], x[keep], grp[keep]
+        counts = np.bincount(gk, minlength=n_groups)[:, None]
+        present = counts[:, 0] > 0
+        l_mean = _group_sums(lk, gk, n_groups)
+        x_mean = _group_sums(xk, gk, n_groups)
+        l_mean[present] /= counts[present]
+        x_mean[present] /= counts[present]
+        dl, dx = lk - l_mean[gk], xk - x_mean[gk]
+        dl_c = dl @ est._inv_cov
+        info = float((dl_c * dl).sum())
+        if free_gain:
+            if info <= 1e-12:
+                break
+            gain = float((dl_c * dx).sum()) / info
+            if gain <= 0:
+                return gain, offsets, k, 0.0, np.inf
+        offsets[present] = x_mean[present] - gain * l_mean[present]
+    k, e = _assign(x, grp, gain, offsets, est)
+    obj = float(np.mean(np.minimum(e, OUTLIER_RATIO * np.median(e))))
+    return gain, offsets, k, info, obj
+
+
+def thickness_summary(values_nm: np.ndarray | list[float | None]) -> dict[str, float | int] | None:
+    """Median and spread of an interval's per-frame thicknesses (None if there are none)."""
+    v = np.array([np.nan if x is None else x for x in values_nm], np.float64)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    q25, med, q75 = np.percentile(v, [25, 50, 75])
+    return {"median_nm": float(med), "iqr_nm": float(q75 - q25), "n_frames": len(v)}
