@@ -306,11 +306,17 @@ def test_start_fails_cleanly_without_a_camera():
     assert not loop.is_running
 
 
-def test_recording_needs_a_running_loop(tmp_path):
+def test_recording_armed_before_start_begins_with_the_first_frame(tmp_path):
     loop = CaptureLoop(make_core(synth=FAST))
-    with pytest.raises(RuntimeError, match="start acquisition"):
-        loop.start_recording(tmp_path / "x")
-    assert list(tmp_path.iterdir()) == []
+    got = Collect(loop)
+    path = loop.start_recording(tmp_path / "x")
+    assert loop.is_recording and not loop.is_running
+    loop.start()
+    assert wait_until(lambda: loop.stats.recorded >= 10)
+    stats = loop.stop()
+    assert stats.recorded == stats.tracked == stats.acquired
+    assert got.recordings == [(path, None)]
+    assert read_results(path.parent / "x.tfll")["n_frames"] == stats.recorded
 
 
 def test_eye_states_are_reported_in_stats():

@@ -120,8 +120,8 @@ def replay_and_record(src: Path, out: Path, fmt: str) -> Path:
     loop = CaptureLoop(make_core(replay=src, realtime=False))
     stopped: list = []
     loop.events.stopped.connect(stopped.append)
+    path = loop.start_recording(out, fmt)  # type: ignore[arg-type]  # armed: from frame 0 on
     loop.start()
-    path = loop.start_recording(out, fmt)  # type: ignore[arg-type]
     assert wait_until(lambda: bool(stopped))  # a replay played once ends the loop by itself
     assert stopped[0].dropped == 0
     return path

@@ -254,7 +254,9 @@ def add_live(sub: Any) -> None:
                    help="recording format (default ome-zarr)")
     p.add_argument("--duration", metavar="S", type=_positive(float),
                    help="stop after S seconds (default: at Ctrl-C or the end of a replay)")
-    p.add_argument("--fps", type=_positive(float), help="synthetic camera frame rate (default 45)")
+    p.add_argument("--fps", type=_positive(float),
+                   help="synthetic camera frame rate (default 45); for --replay, overrides the "
+                   "file's rate")
     p.add_argument("--fast", action="store_true",
                    help="replay as fast as tracking goes instead of at the recorded rate")
     p.set_defaults(run=run_live)

@@ -65,11 +65,13 @@ def make_core(
     realtime: bool = True,
     loop: bool = False,
     prerender: bool = False,
+    fps: float | None = None,
 ) -> UniMMCore:
     """Build a core whose current camera is ready for ``CaptureLoop``.
 
     ``config``: a Micro-Manager configuration file (C++ adapters and/or ``#py`` devices);
-    ``replay``: a recorded stream played by ``ReplayCamera`` (``realtime``, ``loop``);
+    ``replay``: a recorded stream played by ``ReplayCamera`` (``realtime``, ``loop``; ``fps``
+    overrides the file's frame rate);
     otherwise the ``SyntheticCamera`` with ``synth`` (``prerender`` for high frame rates).
     Bad input raises ``ValueError`` or ``OSError`` with a one-line message.
     """
@@ -78,7 +80,7 @@ def make_core(
     if config is not None:
         return _core_from_config(Path(config))
     if replay is not None:
-        cam: CameraDevice = ReplayCamera(replay, realtime=realtime, loop=loop)
+        cam: CameraDevice = ReplayCamera(replay, realtime=realtime, loop=loop, fps=fps)
     else:
         cam = SyntheticCamera(synth, prerender=prerender)
     core = new_core()

@@ -19,8 +19,8 @@ from tfll_live.synth import SynthConfig
 from tfll_live.tracking import Interval
 
 from .core import make_core
-from .loop import CaptureLoop, CaptureStats
-from .recorder import with_format_suffix
+from .loop import CaptureLoop, CaptureStats, LoopState
+from .recorder import analysis_dir_for, with_format_suffix
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -66,8 +66,9 @@ def run_live(args: argparse.Namespace) -> int:
     Bad input (configuration, replay file, output path) raises ValueError/OSError with a
     one-line message, which ``tfll`` prints as ``tfll: error: ...``.
     """
-    synth = SynthConfig(fps=args.fps) if getattr(args, "fps", None) else None
-    core = make_core(config=args.config, replay=args.replay, synth=synth,
+    fps = getattr(args, "fps", None)
+    synth = SynthConfig(fps=fps) if fps and args.replay is None else None
+    core = make_core(config=args.config, replay=args.replay, synth=synth, fps=fps,
                      realtime=not getattr(args, "fast", False))
     loop = CaptureLoop(core)
     taus: list[float] = []
@@ -88,19 +89,28 @@ def run_live(args: argparse.Namespace) -> int:
     loop.events.error.connect(errors.append)
 
     status = StatusLine()
-    interrupted = False
+    interrupted = ended_by_itself = False
     recording: Path | None = None
-    loop.start()
+    if args.record is not None:  # armed before the start: the recording has every frame
+        recording = loop.start_recording(args.record, args.format)
+        asked = with_format_suffix(Path(args.record).expanduser(), args.format)
+        if recording != asked:
+            print(f"tfll: {asked.name} (or its analysis folder {analysis_dir_for(asked).name}) "
+                  f"exists; recording to {recording}", file=sys.stderr)
     try:
-        if args.record is not None:
-            recording = loop.start_recording(args.record, args.format)
-            asked = with_format_suffix(Path(args.record).expanduser(), args.format)
-            if recording != asked:
-                print(f"tfll: {asked} exists; recording to {recording}", file=sys.stderr)
+        loop.start()
+    except BaseException as e:
+        loop.stop_recording()
+        if isinstance(e, RuntimeError):  # the camera did not start: say so, in one line
+            print(f"tfll: error: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    try:
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not ended.is_set() and (deadline is None or time.monotonic() < deadline):
             status.show(loop.stats, recording if loop.is_recording else None)
             ended.wait(0.05)
+        ended_by_itself = ended.is_set()
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -110,15 +120,16 @@ def run_live(args: argparse.Namespace) -> int:
             stats = loop.stop(timeout_s=1.0)
         status.show(stats, None, force=True)
         status.finish()
-    print(_summary(stats, n_blinks[0], taus, recording, interrupted))
+    how = ("stopped by Ctrl-C" if interrupted else "failed" if stats.state is LoopState.FAILED
+           else "end of the stream" if ended_by_itself else "duration reached")
+    print(_summary(stats, n_blinks[0], taus, recording, how))
     for err in errors:
         print(f"tfll: error: {err}", file=sys.stderr)
     return EXIT_FAILED if errors or record_errors else EXIT_OK
 
 
 def _summary(stats: CaptureStats, n_blinks: int, taus: list[float], recording: Path | None,
-             interrupted: bool) -> str:
-    how = "stopped by Ctrl-C" if interrupted else stats.state.value
+             how: str) -> str:
     tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
     rec = f"; recorded {stats.recorded} frames -> {recording}" if recording is not None else ""
     return (f"live ({how}): {stats.acquired} frames acquired, {stats.tracked} tracked, "

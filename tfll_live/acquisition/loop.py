@@ -278,15 +278,14 @@ class CaptureLoop:
     ) -> Path:
         """Record from the next frame on; returns the path actually used.
 
-        Never overwrites: the format's suffix is added if missing, and when that path (or
-        its analysis folder) exists the recording goes to ``<name>-1``, ``-2``, ... (the
-        returned path says which). Starting a recording starts a new tracking session
-        (tracker reset), so the recording's analysis stands alone and a replay of it gives
-        the same numbers. Raises ``RuntimeError`` when not running or already recording,
+        Called before ``start()``, the recording begins with the session's first frame (what
+        a replay or a scripted session wants). Never overwrites: the format's suffix is added
+        if missing, and when that path (or its analysis folder) exists the recording goes to
+        ``<name>-1``, ``-2``, ... (the returned path says which). Starting a recording starts
+        a new tracking session (tracker reset), so the recording's analysis stands alone and a
+        replay of it gives the same numbers. Raises ``RuntimeError`` when already recording,
         ``OSError``/``ValueError`` (one line) when the path cannot be written.
         """
-        if not self.is_running:
-            raise RuntimeError("start acquisition before recording")
         with self._session:
             if self._recording is not None:
                 raise RuntimeError(f"already recording to {self._recording.path}")
@@ -569,7 +568,8 @@ class CaptureLoop:
     def _session_attrs(self) -> dict[str, Any]:
         """Describe the session for a recording: camera, devices, tracker settings."""
         core = self._core
-        label = self._camera_label
+        label = str(core.getCameraDevice())
+        period = _frame_period_s(core)
         props: dict[str, str] = {}
         try:
             for name in core.getDevicePropertyNames(label):
@@ -581,8 +581,8 @@ class CaptureLoop:
             "camera_library": _safe(lambda: str(core.getDeviceLibrary(label))),
             "camera_name": _safe(lambda: str(core.getDeviceName(label))),
             "camera_properties": props,
-            "frame_period_s": self._period_s,
-            "fps": 1.0 / self._period_s if self._period_s > 0 else None,
+            "frame_period_s": period,
+            "fps": 1.0 / period if period > 0 else None,
             "tracker_config": self._cfg.to_json(),
         }
 

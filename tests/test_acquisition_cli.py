@@ -1,0 +1,153 @@
+"""``tfll live`` end to end in real processes: record, replay, Ctrl-C, bad input."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tfll_live.io import open_stream, read_results
+from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
+
+SMALL_CFG = (
+    "#py pyDevice,Camera,tfll_live.acquisition,SyntheticCamera\n"
+    "#py Property,Camera,Width,160\n"
+    "#py Property,Camera,Height,120\n"
+    "#py Property,Camera,Seed,2\n"
+    "Property,Core,Initialize,1\n"
+    "#py Property,Camera,Exposure,5\n"
+    "#py Property,Core,Camera,Camera\n"
+)
+
+
+def tfll(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tfll_live.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def small_cfg(tmp_path: Path) -> Path:
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL_CFG)
+    return cfg
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tfll: error:") and needle in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
+    proc = tfll("live", "--config", str(small_cfg), "--record", "take", "--duration", "1.5",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary.startswith("live (duration reached):") and "0 dropped" in summary
+    assert "take.ome.zarr" in summary
+    assert "frames/s" in proc.stderr and "tracked" in proc.stderr  # the status line
+    doc = read_results(tmp_path / "take.tfll")
+    with open_stream(tmp_path / "take.ome.zarr") as src:
+        assert src.n_frames == doc["n_frames"] >= 100 and src.fps == pytest.approx(200.0)
+    assert f"recorded {doc['n_frames']} frames" in summary
+
+
+def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
+    proc = subprocess.Popen([sys.executable, "-m", "tfll_live.cli", "live", "--config",
+                             str(small_cfg), "--record", "take", "--format", "ome-tiff"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        meta = tmp_path / "take.tfll" / "camera_frames.jsonl"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if meta.exists() and meta.read_text().count("\n") >= 80:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    summary = out.strip().splitlines()[-1]
+    assert summary.startswith("live (stopped by Ctrl-C):")
+    doc = read_results(tmp_path / "take.tfll")
+    assert doc["n_frames"] >= 80 and "incomplete" not in doc
+    with open_stream(tmp_path / "take.ome.tif") as src:  # OME-XML written: rate and times
+        assert src.n_frames == doc["n_frames"] and src.times_s is not None
+    with (tmp_path / "take.tfll" / "camera_frames.jsonl").open() as f:
+        assert sum(1 for _ in f) == doc["n_frames"]
+
+
+def test_live_replay_fast_plays_the_file_once_and_ends(tmp_path):
+    path = tmp_path / "s.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=120, width=160, fps=50.0, n_frames=60)), path)
+    proc = tfll("live", "--replay", str(path), "--fast", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert summary.startswith("live (end of the stream): 60 frames acquired, 60 tracked")
+
+
+def test_recording_name_taken_is_reported_and_a_free_one_used(tmp_path, small_cfg):
+    (tmp_path / "take.ome.zarr").mkdir()
+    proc = tfll("live", "--config", str(small_cfg), "--record", "take", "--duration", "0.3",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "recording to take-1.ome.zarr" in proc.stderr
+    assert list((tmp_path / "take.ome.zarr").iterdir()) == []  # untouched
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "truncated"])
+def test_bad_replay_file_is_one_line(tmp_path, case):
+    path = tmp_path / "x.ome.tif"
+    if case == "text":
+        path = tmp_path / "x.txt"
+        path.write_text("hello")
+    elif case == "truncated":
+        write_stream(SyntheticStream(SynthConfig(height=120, width=160, n_frames=5)), path)
+        path.write_bytes(path.read_bytes()[:200])
+    proc = tfll("live", "--replay", str(path), cwd=tmp_path)
+    _one_line_error(proc, str(path))
+
+
+def test_bad_config_and_unwritable_record_path_are_one_line(tmp_path, small_cfg):
+    bad = tmp_path / "bad.cfg"
+    bad.write_text("Device,Camera,NoSuchAdapter,NoSuchCamera\n")
+    _one_line_error(tfll("live", "--config", str(bad), cwd=tmp_path), "bad.cfg")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _one_line_error(tfll("live", "--config", str(small_cfg), "--record", str(blocker / "rec"),
+                         "--duration", "1", cwd=tmp_path), "cannot record")
+
+
+def test_config_and_replay_together_is_a_usage_error(tmp_path, small_cfg):
+    proc = tfll("live", "--config", str(small_cfg), "--replay", "x.tif", cwd=tmp_path)
+    assert proc.returncode == 2 and "not allowed with" in proc.stderr
+
+
+def test_camera_failure_mid_run_exits_nonzero_with_the_reason(tmp_path):
+    path = tmp_path / "s.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=120, width=160, fps=100.0, n_frames=40)), path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.ome.tif"
+    cut.write_bytes(data[: len(data) * 3 // 4])  # cut OME-TIFF: frames intact, rate lost
+    proc = tfll("live", "--replay", str(cut), "--fps", "100", "--fast", "--record", "rec",
+                cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "live (failed)" in proc.stdout
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("tfll: error:")]
+    assert len(errors) == 1 and "truncated" in errors[0] and "Traceback" not in proc.stderr
+    doc = read_results(tmp_path / "rec.tfll")
+    assert "truncated" in doc["incomplete"]["reason"] and 20 < doc["n_frames"] < 40
+    last = (tmp_path / "rec.tfll" / "camera_frames.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["frame"] == doc["n_frames"] - 1
