@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import os
 
-NO_DISPLAY = ("tfll demo needs a display (no DISPLAY or WAYLAND_DISPLAY is set); "
-              "run it under xvfb-run, or use `tfll live` for headless acquisition")
+NO_DISPLAY = ("tfll demo needs a display (no DISPLAY or WAYLAND_DISPLAY is set, or Qt is set "
+              "to offscreen); run it under xvfb-run, or use `tfll live` for headless acquisition")
 
 
 def has_display() -> bool:
-    """Whether Qt can open windows here (an X or Wayland display, or Qt's offscreen platform)."""
-    if os.environ.get("QT_QPA_PLATFORM", "").startswith("offscreen"):
-        return True
+    """Tell whether napari can open its window here: an X or Wayland display.
+
+    Qt's ``offscreen`` platform does not count: napari's OpenGL canvas cannot be created
+    there, and the demo would hang instead of saying so.
+    """
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return False
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 

@@ -25,6 +25,13 @@ def test_demo_without_a_display_says_so_in_one_line():
     assert "Traceback" not in p.stderr
 
 
+def test_demo_with_qt_offscreen_says_so_instead_of_hanging():
+    p = subprocess.run([*TFLL, "demo"], env=_env(QT_QPA_PLATFORM="offscreen", DISPLAY=":99"),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1
+    assert "offscreen" in p.stderr
+
+
 @pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs an X display (run under xvfb-run)")
 def test_demo_streams_and_tracks_then_closes():
     p = subprocess.run([*TFLL, "demo", "--duration", "3", "--fps", "30"],
