@@ -61,6 +61,13 @@ class LiveLayers:
         self._overlay_ready = False
         self._anatomy_key: tuple[float, ...] | None = None
         self._anatomy_kinds: list[str] = []
+        viewer.layers.events.removed.connect(self._on_removed)
+
+    def _on_removed(self, event: Any) -> None:
+        """Without the camera layer, the canvas line about the eye state is stale: hide it."""
+        if getattr(event, "value", None) is not None and event.value.name == IMAGE:
+            text_overlay(self.viewer).visible = False
+            self._overlay_ready = False
 
     # -- layers, created lazily (and again if the user deleted one) ----------------------------
     def _get(self, name: str) -> Any:

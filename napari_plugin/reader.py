@@ -199,10 +199,23 @@ def analysis_layers(d: Path, name: str) -> list[LayerData]:
             "features": {"state": state[found], "interval": cols["interval"][found]},
         }, "points"))
     layers += _motion_tracks(cols, name)
+    layers.append(_state_labels(cols, name))
     tracked = read_tracks_csv(d)
     if tracked is not None and len(tracked["frame"]):
         layers += _feature_layers(tracked, name)
     return layers
+
+
+def _state_labels(cols: dict[str, np.ndarray], name: str) -> LayerData:
+    """Eye state of every frame as a text label in the image's top-left corner."""
+    frame, state, interval = cols["frame"].astype(float), cols["state"], cols["interval"]
+    labels = [f"OPEN  interval {k}" if s == "open" else "BLINK"
+              for s, k in zip(state, interval, strict=True)]
+    data = np.column_stack([frame, np.zeros_like(frame), np.zeros_like(frame)])
+    return data, {"name": f"{name} eye state", "size": 1, "face_color": "transparent",
+                  "border_width": 0, "features": {"label": labels},
+                  "text": {"string": "{label}", "size": 12, "color": "white",
+                           "anchor": "upper_left", "translation": [0, 4, 4]}}, "points"
 
 
 def _motion_tracks(cols: dict[str, np.ndarray], name: str) -> list[LayerData]:

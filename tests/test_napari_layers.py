@@ -123,6 +123,8 @@ def test_live_layers_show_what_the_result_holds(viewer):
     assert text_overlay(viewer).text == "BLINK"
     layers.show(frame, r, h.tracks())
     assert viewer.layers[TRACKS].visible  # back with the next trajectories
+    viewer.layers.remove(IMAGE)  # the camera layer gone: no stale eye state on the canvas
+    assert not text_overlay(viewer).visible
 
 
 def test_live_layers_follow_a_camera_change_from_colour_to_mono(viewer):

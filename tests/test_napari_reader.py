@@ -52,6 +52,11 @@ def test_analysis_opens_as_image_and_per_frame_overlays(analysed, which):
     assert np.all(ellipse[:, 0] == k)
     np.testing.assert_allclose(ellipse[:, 1:].mean(axis=0),
                                [cols["pupil_y_px"][k], cols["pupil_x_px"][k]])
+    # the eye state of every frame, as a label at that frame's time index
+    labels, kw, kind = layers["session eye state"]
+    assert kind == "points" and np.array_equal(labels[:, 0], cols["frame"])
+    assert [lab.split()[0] for lab in kw["features"]["label"]] == [
+        s.upper() for s in cols["state"]]
     # the eye's motion: one track per interval, one vertex per open frame
     eye, _, kind = layers["session eye motion"]
     intervals = sorted(int(i) for i in np.unique(cols["interval"]) if i >= 0)
