@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from tfll_live.acquisition import CaptureLoop
 
 DISPLAY_HZ = 30.0
-TRACKS_EVERY = 3  # rebuild the tracks layer every n display ticks (it is the costly layer)
+# the trajectories are the costliest layer to rebuild: at most this often, and on a display tick
+# of their own (not on top of a frame's update), so no single tick does all the work
+TRACKS_PERIOD_S = 0.2
 
 
 def _stop_quietly(holder: list[Any]) -> None:
@@ -67,7 +69,7 @@ class LiveWidget(LiveControls):
         self.tick_times: list[float] = []  # perf_counter of each display tick, benchmark
         self.keep_timing = False
         self._arrivals: dict[int, float] = {}
-        self._ticks = 0
+        self._tracks_at = 0.0
         self._status_at = 0.0
         self._next_show_at = 0.0
         self._connect()
@@ -282,7 +284,6 @@ class LiveWidget(LiveControls):
         now = time.perf_counter()
         if self.keep_timing:
             self.tick_times.append(now)
-        self._ticks += 1
         for name, args in self.feed.drain_events():
             self._on_event(name, args)
         results = self.feed.drain_results()
@@ -294,9 +295,12 @@ class LiveWidget(LiveControls):
                 self._arrivals.update((r.frame, t) for r, t in results)
         self.panel.refresh()
         latest = self.loop.latest() if self.loop is not None else None
-        if (latest is not None and latest[1] is not self.last_shown
-                and now >= self._next_show_at):
-            self._show(*latest, with_tracks=self._ticks % TRACKS_EVERY == 0)
+        if now >= self._next_show_at:
+            if self.last_shown is not None and now - self._tracks_at >= TRACKS_PERIOD_S:
+                self.layers.show_tracks(self.history.tracks(self.stabilized_check.isChecked()))
+                self._tracks_at = now
+            elif latest is not None and latest[1] is not self.last_shown:
+                self._show(*latest, with_tracks=False)
             # a slow machine (software OpenGL, busy cores): leave the event loop at least as
             # much idle time as the update took, so the GUI stays responsive; display slows
             spent = time.perf_counter() - now
