@@ -8,6 +8,7 @@ stabilized view moves every layer by the eye's motion through the layers' ``tran
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,6 +124,18 @@ class LiveLayers:
         img = self._get(IMAGE)
         return 480 if img is None else int(img.data.shape[0])
 
+    def _quietly(self, layer: Any) -> Any:
+        """Update an overlay without the viewer re-deriving its dims from every layer.
+
+        Overlays lie within the camera image, so the viewer's ranges do not change; napari
+        would still recompute them on each data change (a third of an update's time). Only
+        that one listener is blocked; without it (another napari), nothing is.
+        """
+        listener = getattr(self.viewer, "_on_layers_change", None)
+        if listener is None:
+            return contextlib.nullcontext()
+        return layer.events.data.blocker(listener)
+
     # -- updates --------------------------------------------------------------------------------
     def show(self, frame: np.ndarray, result: FrameResult, tracks: np.ndarray | None = None,
              stabilized: bool = False) -> None:
@@ -154,7 +167,8 @@ class LiveLayers:
             self.dy_limit_px = max(self.dy_limit_px, float(np.nanmax(np.abs(dy), initial=0.0)))
         layer = self._points()
         yx = points_yx(result.points)
-        layer.data = yx
+        with self._quietly(layer):
+            layer.data = yx
         if len(yx):
             layer.face_color = displacement_colors(dy if dy.size == len(yx) else np.zeros(len(yx)),
                                                    self.dy_limit_px)
@@ -175,7 +189,8 @@ class LiveLayers:
                     ) if shapes else ()
         if key != self._anatomy_key or len(layer.data) != len(shapes):
             kinds = [kind for _, kind in shapes]
-            layer.data = shapes  # keeps each shape's colour when the kinds are unchanged
+            with self._quietly(layer):
+                layer.data = shapes  # keeps each shape's colour when the kinds are unchanged
             if shapes and kinds != self._anatomy_kinds:
                 layer.edge_color = np.array(colors)
             self._anatomy_key, self._anatomy_kinds = key, kinds
@@ -197,6 +212,7 @@ class LiveLayers:
         if layer is None:
             self._tracks(tracks)
             return
-        layer.data = tracks
+        with self._quietly(layer):
+            layer.data = tracks
         if self._tracks_hidden:
             layer.visible, self._tracks_hidden = True, False
