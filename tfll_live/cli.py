@@ -269,9 +269,35 @@ def run_live(args: argparse.Namespace) -> int:
     return live(args)
 
 
+# -- report ---------------------------------------------------------------------------------------
+
+
+def add_report(sub: Any) -> None:
+    """``tfll report RESULTS_DIR``: the session report as one self-contained HTML page."""
+    p = sub.add_parser("report", parents=[COMMON], help="write an HTML session report",
+                       description="Write one self-contained HTML page (plots inline, no "
+                       "network) from an analysis folder's results.json and frames.csv.")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", type=Path,
+                   help="folder written by tfll analyze (or a recording's analysis)")
+    p.add_argument("--out", metavar="FILE", type=Path,
+                   help="output file (default: RESULTS_DIR/report.html)")
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Build the report and say where it went."""
+    from .report import write_report
+
+    start = time.monotonic()
+    path = write_report(args.results_dir, args.out)
+    print(f"wrote {path} in {time.monotonic() - start:.1f} s")
+    return EXIT_OK
+
+
 # -- the command ----------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo, add_live]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo, add_live,
+                                            add_report]
 """Registration functions, one per subcommand, in the order ``tfll --help`` lists them."""
 
 

@@ -10,7 +10,10 @@ least squares on a log grid of ``b`` (vectorised over the grid), refined by zoom
 best bracket and a parabola through the last three rates. The Bayesian information criterion,
 ``n*ln(SSE/n) + k*ln(n)``, picks the model: the drift model must pay for its extra parameter
 with a clearly better fit (BIC rather than AIC, whose smaller penalty picks a spurious drift in
-about one interval of six).
+about one interval of six). Tracked displacements are smooth, so their residuals are correlated
+from frame to frame and carry less evidence than their count suggests: the criterion uses the
+effective number of samples of an AR(1) process, ``n*(1-rho)/(1+rho)``, with ``rho`` the lag-one
+autocorrelation of the paper model's residuals.
 
 The spread time is measured from the data: the layer's upward speed is estimated by local
 linear regression over a window that widens with time (``SMOOTH_FRACTION`` of the elapsed time,
@@ -88,7 +91,9 @@ class SpreadKinetics:
     spread_time_model_s: float  # ln(1/threshold) * tau of the chosen model
     spread_censored: bool  # the layer still moved faster than the threshold at the end
     threshold: float  # fraction of the initial (drift-free) speed that ends the spread
-    delta_bic: float  # BIC(paper) - BIC(drift): > 0 favours the drift
+    delta_bic: float  # BIC(paper) - BIC(drift) over n_effective samples: > 0 favours the drift
+    residual_autocorrelation: float  # lag-one, of the paper model's residuals
+    n_effective: float  # samples' worth of independent evidence, n*(1-rho)/(1+rho)
     noise_px: float  # RMS residual of the chosen model
     paper: DecayFit
     drift: DecayFit | None
@@ -104,6 +109,8 @@ class SpreadKinetics:
             "model": self.model,
             "criterion": "BIC",
             "delta_bic": self.delta_bic,
+            "residual_autocorrelation": self.residual_autocorrelation,
+            "n_effective": self.n_effective,
             "tau_s": self.tau_s,
             "amplitude_px": self.amplitude_px,
             "initial_velocity_px_s": self.initial_velocity_px_s,
@@ -270,6 +277,17 @@ def _spread_time(t: np.ndarray, y: np.ndarray, fit: DecayFit, threshold: float) 
     return float(t[j - 1] + frac * (t[j] - t[j - 1]))
 
 
+def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[float, float]:
+    """Lag-one autocorrelation of the fit's residuals and the AR(1) effective sample count."""
+    r = y - np.asarray(fit.predict(t))
+    r = r - r.mean()
+    den = float(r @ r)
+    rho = float(r[:-1] @ r[1:]) / den if den > 0 else 0.0
+    rho = min(max(rho, 0.0), 0.99)
+    n_eff = t.size * (1.0 - rho) / (1.0 + rho)
+    return rho, float(max(n_eff, 6.0))
+
+
 def analyze_spread(t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHOLD
                    ) -> SpreadKinetics | None:
     """Kinetics of one interval's displacement ``y_px`` at ``t_s`` (s since eye opening).
@@ -286,7 +304,11 @@ def analyze_spread(t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHO
     drift = _decay_fit(t, y, drift=True) if t.size > MIN_POINTS else None
     if paper is None and drift is None:
         return None
-    delta = float(paper.bic - drift.bic) if paper is not None and drift is not None else 0.0
+    rho, n_eff = _effective_samples(t, y, paper or drift)  # type: ignore[arg-type]
+    delta = 0.0
+    if paper is not None and drift is not None:
+        delta = float(n_eff * np.log(max(paper.sse, 1e-300) / max(drift.sse, 1e-300))
+                      - np.log(n_eff))  # one more parameter, over n_eff independent samples
     chosen = drift if drift is not None and (paper is None or delta > 0) else paper
     assert chosen is not None
     measured = _spread_time(t, y, chosen, threshold)
@@ -306,6 +328,8 @@ def analyze_spread(t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHO
         spread_censored=bool(censored),
         threshold=threshold,
         delta_bic=delta,
+        residual_autocorrelation=rho,
+        n_effective=n_eff,
         noise_px=float(np.sqrt(chosen.sse / t.size)),
         paper=paper if paper is not None else chosen,
         drift=drift,

@@ -1,0 +1,152 @@
+"""The session report built from analysis folders written as spec/analysis-output.md says."""
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tfll_live.cli import main
+from tfll_live.io import StreamError
+from tfll_live.report import build_report, decimate, write_report
+from tfll_live.tracking import FRAME_COLUMNS
+
+FPS = 45.0
+
+
+def make_results(folder, n_intervals=3, interval_s=5.0, blink_frames=12, thickness=True,
+                 seed=0, drift_every=2):
+    """A results folder: intervals of known spread (tau 0.8 s, A 30 px), blinks between them."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, blinks, intervals = [], [], []
+    frame = 0
+    for k in range(n_intervals):
+        n = int(interval_s * FPS)
+        t = np.arange(n) / FPS
+        drift = -1.5 * t if k % drift_every == 1 else 0.0
+        dy = -30 * (1 - np.exp(-t / 0.8)) + drift + rng.normal(0, 0.7, n)
+        start = frame
+        for j in range(n):
+            th = f"{120 + 5 * k + rng.normal(0, 2):.1f}" if thickness else ""
+            rows.append([frame, f"{frame / FPS:.6f}", "open", k, "0.000", "0.000", "0.000",
+                         f"{dy[j]:.3f}", 40, "160.0", "100.0", "26.0", th])
+            frame += 1
+        intervals.append({"start_frame": start, "end_frame": frame - 1, "spread": {
+            "model": "a*exp(-b*t)+c", "a": 30.0, "b": 1.25, "c": -30.0, "tau_s": 0.8,
+            "amplitude_px": 30.0, "initial_velocity_px_s": 37.5, "r2": 0.99}})
+        if k < n_intervals - 1:
+            blinks.append({"start_frame": frame, "end_frame": frame + blink_frames - 1,
+                           "complete": k % 2 == 0})
+            for _ in range(blink_frames):
+                rows.append([frame, f"{frame / FPS:.6f}", "blink", -1, "0.000", "0.000", "", "",
+                             0, "", "", "", ""])
+                frame += 1
+    with open(folder / "frames.csv", "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(FRAME_COLUMNS)
+        w.writerows(rows)
+    doc = {"schema": "tfll-results/1", "source": "session <1>.ome.tif", "fps": FPS,
+           "n_frames": frame, "frame_shape": [240, 320], "blinks": blinks,
+           "intervals": intervals, "tracker": {"flow": "lucas-kanade", "max_features": 150}}
+    (folder / "results.json").write_text(json.dumps(doc))
+    return doc
+
+
+def numbers_in(page: str, label: str) -> str:
+    """The table row whose first cell is ``label``."""
+    m = re.search(rf"<tr><td>{re.escape(label)}</td>(.*?)</tr>", page)
+    assert m, label
+    return m.group(1)
+
+
+def test_report_has_sections_numbers_and_no_network(tmp_path):
+    make_results(tmp_path / "a.tfll", n_intervals=4)
+    path = write_report(tmp_path / "a.tfll")
+    assert path == tmp_path / "a.tfll" / "report.html"
+    page = path.read_text(encoding="utf-8")
+    assert "http" not in page and "<script" not in page and "src=" not in page
+    for section in ("Summary", "Blink timeline", "Lipid displacement over the session",
+                    "Lipid layer thickness", "Intervals: displacement and fits",
+                    "Method and parameters"):
+        assert f"<h2>{section}</h2>" in page
+    assert page.count("<svg") == 1 + 1 + 1 + 4  # timeline, displacement, thickness, 4 intervals
+    assert "session &lt;1&gt;.ome.tif" in page  # the source name is escaped
+    assert "3 partial" not in page and "1 partial" in numbers_in(page, "Blinks")
+    # 3 blinks over (4*225 + 3*12)/45 = 20.8 s -> 8.65 per minute
+    assert "8.7 /min" in numbers_in(page, "Blink rate")
+    # tau 0.8 s -> spread time ln(10)*0.8 = 1.84 s
+    tau = float(re.search(r"([\d.]+) s", numbers_in(page, "Time constant τ (median)")).group(1))
+    assert tau == pytest.approx(0.8, rel=0.1)
+    spread = float(re.search(r"([\d.]+) s", numbers_in(page, "Spread time (median)")).group(1))
+    assert spread == pytest.approx(np.log(10) * 0.8, rel=0.1)
+    assert "2 of 4" in numbers_in(page, "Drift model chosen")
+    assert "nm" in numbers_in(page, "Lipid thickness (median)")
+    assert "tracker.max_features" in page and "lucas-kanade" in page
+
+
+def test_kinetics_recorded_in_results_json_are_used(tmp_path):
+    doc = make_results(tmp_path / "r", n_intervals=2)
+    kin = {"model": "a*exp(-b*t)+c", "tau_s": 9.99, "spread_time_s": 4.44,
+           "spread_censored": False, "initial_velocity_px_s": 1.0, "amplitude_px": 3.0,
+           "drift_px_s": 0.0, "delta_bic": -3.0, "duration_s": 5.0,
+           "fits": {"paper": {"a": 3, "b": 0.1, "c": -3, "d": 0}, "drift": None}}
+    doc["intervals"][0]["kinetics"] = kin
+    (tmp_path / "r" / "results.json").write_text(json.dumps(doc))
+    page = build_report(tmp_path / "r")
+    assert "9.99 s" in page and "4.44 s" in page
+
+
+def test_mono_session_says_why_there_is_no_thickness(tmp_path):
+    make_results(tmp_path / "m", n_intervals=2, thickness=False)
+    page = build_report(tmp_path / "m")
+    assert "mono camera" in page
+    assert "—" in numbers_in(page, "Lipid thickness (median)")
+
+
+def test_missing_frames_csv_gives_a_report_that_says_so(tmp_path):
+    make_results(tmp_path / "x", n_intervals=2)
+    (tmp_path / "x" / "frames.csv").unlink()
+    page = build_report(tmp_path / "x")
+    assert "Missing: frames.csv" in page
+    assert "<h2>Summary</h2>" in page and "<h2>Blink timeline</h2>" in page
+
+
+def test_bad_folders_are_one_line_errors(tmp_path, capsys):
+    with pytest.raises(StreamError, match="no such results folder"):
+        build_report(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(StreamError, match=r"results\.json: no such file"):
+        build_report(tmp_path / "empty")
+    doc = make_results(tmp_path / "old")
+    doc["schema"] = "tfll-results/0"
+    (tmp_path / "old" / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(StreamError, match="schema 'tfll-results/0'"):
+        build_report(tmp_path / "old")
+    doc["schema"] = "tfll-results/1"
+    del doc["intervals"]
+    (tmp_path / "old" / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(StreamError, match="no 'intervals' field"):
+        build_report(tmp_path / "old")
+    # through the command: one line on stderr, status 2, no traceback
+    assert main(["report", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "results.json" in err
+
+
+def test_cli_writes_the_report(tmp_path, capsys):
+    make_results(tmp_path / "c.tfll", n_intervals=2)
+    assert main(["report", str(tmp_path / "c.tfll"), "--out", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out
+    assert "r.html" in out and (tmp_path / "r.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_decimate_keeps_the_extremes():
+    x = np.arange(100_000, dtype=float)
+    y = np.sin(x / 5000.0)
+    y[31_234] = 50.0
+    y[70_000:70_010] = np.nan
+    dx, dy = decimate(x, y, columns=300)
+    assert dx.size <= 600 and np.nanmax(dy) == 50.0 and np.nanmin(dy) == pytest.approx(-1, 1e-3)
+    assert np.all(np.diff(dx) >= 0)
