@@ -195,7 +195,7 @@ def test_replay_once_ends_the_loop_normally(tmp_path):
     loop = CaptureLoop(make_core(replay=path, realtime=False))
     got = Collect(loop)
     loop.start()
-    assert wait_until(lambda: not loop.is_running)
+    assert wait_until(lambda: bool(got.stopped))
     assert got.errors == [] and len(got.stopped) == 1
     stats = got.stopped[0]
     assert stats.tracked == stats.acquired == 25 and stats.state is LoopState.IDLE
@@ -255,7 +255,7 @@ def test_camera_raising_mid_sequence_stops_the_loop_and_finalises_the_recording(
     got = Collect(loop)
     loop.start()
     path = loop.start_recording(tmp_path / "rec", fmt)
-    assert wait_until(lambda: not loop.is_running)
+    assert wait_until(lambda: bool(got.stopped))
     assert len(got.errors) == 1
     assert "USB cable unplugged" in got.errors[0] and "'Cam'" in got.errors[0]
     assert "\n" not in got.errors[0]
@@ -285,7 +285,7 @@ def test_camera_that_stops_delivering_is_reported_and_stop_does_not_hang(tmp_pat
     try:
         loop.start()
         path = loop.start_recording(tmp_path / "rec")
-        assert wait_until(lambda: not loop.is_running, timeout_s=10)
+        assert wait_until(lambda: bool(got.stopped), timeout_s=10)
         assert len(got.errors) == 1 and "delivered no frame" in got.errors[0]
         t0 = time.monotonic()
         stats = loop.stop(timeout_s=1.0)

@@ -88,6 +88,15 @@ class _LatencyHistogram:
         return (k + 0.5) * self.BIN_MS
 
 
+class _Run:
+    """The stop signals of one run of the capture thread."""
+
+    def __init__(self) -> None:
+        self.halt = threading.Event()  # the camera has stopped: drain the buffer and end
+        self.stop_requested = threading.Event()  # stop() is under way: not a camera fault
+        self.drain_deadline = float("inf")
+
+
 _MIN_STALL_S = 3.0  # a camera silent this long (or 20 frame periods) has stopped delivering
 
 
@@ -114,8 +123,7 @@ class CaptureLoop:
         self._control = threading.RLock()  # start/stop/switch, one at a time
         self._session = threading.Lock()  # the tracker and the recording, per frame
         self._thread: threading.Thread | None = None
-        self._halt = threading.Event()  # the camera has stopped: drain the buffer and end
-        self._stop_requested = threading.Event()  # stop() is under way: not a camera fault
+        self._run_state = _Run()  # this run's stop signals (a stuck old thread keeps its own)
         self._finished = threading.Event()
         self._finished.set()
         self._state = LoopState.IDLE
@@ -132,7 +140,6 @@ class CaptureLoop:
         self._latency = _LatencyHistogram()
         self._started_at: float | None = None
         self._ended_at: float | None = None
-        self._drain_deadline = float("inf")
         self._camera_label = ""
         self._period_s = 0.0
         # per session (reset by start, start_recording, set_tracker_config)
@@ -224,8 +231,7 @@ class CaptureLoop:
             self._camera_label = str(label)
             self._period_s = _frame_period_s(core)
             _thread_errors.watch(id(self), self._is_acquisition_thread, self._on_camera_error)
-            self._halt.clear()
-            self._stop_requested.clear()
+            run = self._run_state = _Run()
             self._finished.clear()
             try:
                 core.startContinuousSequenceAcquisition(0)
@@ -235,7 +241,8 @@ class CaptureLoop:
                 raise RuntimeError(f"camera {label!r} did not start: {_one_line(e)}") from e
             self._started_at = time.perf_counter()
             self._state = LoopState.RUNNING
-            self._thread = threading.Thread(target=self._run, name="tfll-capture", daemon=True)
+            self._thread = threading.Thread(target=self._run, args=(run,), name="tfll-capture",
+                                            daemon=True)
             self._thread.start()
         self.events.started.emit()
 
@@ -252,10 +259,11 @@ class CaptureLoop:
                 return self.stats
             if self._state is LoopState.RUNNING:
                 self._state = LoopState.STOPPING
-            self._drain_deadline = time.perf_counter() + timeout_s
-            self._stop_requested.set()
+            run = self._run_state
+            run.drain_deadline = time.perf_counter() + timeout_s
+            run.stop_requested.set()
             self._stop_camera()
-            self._halt.set()
+            run.halt.set()
             thread.join(timeout_s + 0.5)
             self._thread = None
             # normally the capture thread has finalised; if it is stuck, finalise from here
@@ -305,7 +313,8 @@ class CaptureLoop:
             self._recording = None
             self._last_recording = rec
             summary = self._summary_for_recording()
-            error = rec.close(summary)
+        # draining the writer's queue may take a moment: not while holding up tracking
+        error = rec.close(summary)
         self._emit_recording_stopped(rec.path, error)
         return rec.path
 
@@ -322,24 +331,26 @@ class CaptureLoop:
             self._new_session()
 
     # -- the capture thread -----------------------------------------------------------------
-    def _run(self) -> None:
+    def _run(self, run: _Run) -> None:
         error: str | None = None
         try:
-            error = self._capture()
+            error = self._capture(run)
         except Exception as e:  # a bug or an unexpected core failure: report, never hang
             error = f"capture failed: {_one_line(e)}"
+        if run is not self._run_state:
+            return  # a thread that was stuck past its stop: a newer run owns the camera now
         self._stop_camera()
         self._finalize(error, timeout_s=5.0)
 
-    def _capture(self) -> str | None:
+    def _capture(self, run: _Run) -> str | None:
         """Pop and process frames until halted or the camera ends; the error message, if any."""
         core = self._core
         last_frame_at = time.perf_counter()
         stall_s = self._stall_timeout_s or max(_MIN_STALL_S, 20 * self._period_s)
         first_grace_s = 2.0  # cameras may take a moment to deliver their first frame
         while True:
-            if self._halt.is_set():
-                return self._drain()
+            if run.halt.is_set() or run is not self._run_state:
+                return self._drain(run)
             if core.getRemainingImageCount() > 0:
                 if self._process_next():
                     return None  # end of a replayed stream
@@ -347,8 +358,8 @@ class CaptureLoop:
                 first_grace_s = 0.0
                 continue
             if not core.isSequenceRunning():
-                if self._stop_requested.is_set():
-                    return self._drain()
+                if run.stop_requested.is_set():
+                    return self._drain(run)
                 if core.getRemainingImageCount() > 0:
                     continue
                 return self._why_camera_stopped()
@@ -359,10 +370,11 @@ class CaptureLoop:
                 )
             time.sleep(0.0005)
 
-    def _drain(self) -> str | None:
+    def _drain(self, run: _Run) -> str | None:
         """After a stop: process what is still in the buffer, until the deadline."""
         core = self._core
-        while core.getRemainingImageCount() > 0 and time.perf_counter() < self._drain_deadline:
+        while (run is self._run_state and core.getRemainingImageCount() > 0
+               and time.perf_counter() < run.drain_deadline):
             if self._process_next():
                 break
         return None  # a stop is never an error
@@ -383,6 +395,7 @@ class CaptureLoop:
             t_cam = _float(md.get("ElapsedTime-ms"), 0.0) / 1000.0  # type: ignore[operator]
         rec_error: str | None = None
         rec_done: Recording | None = None
+        rec_summary: Summary | None = None
         with self._session:
             if self._t0 is None:
                 self._t0 = t_cam
@@ -401,9 +414,9 @@ class CaptureLoop:
                 if rec.failed is not None:  # disk full, path gone: stop recording, keep tracking
                     rec_error = f"recording stopped: {rec.failed}"
                     self._recording = None
-                    rec.close(self._tracker.summary(), error=rec_error)
                     self._last_recording = rec
                     rec_done = rec
+                    rec_summary = self._tracker.summary()
         now = time.perf_counter()
         self._recent.append(now)
         frame_done(md.get(KEY_FLOW))
@@ -413,6 +426,7 @@ class CaptureLoop:
         if result.interval_ended is not None:
             self._emit_interval(result.interval_ended)
         if rec_done is not None and rec_error is not None:
+            rec_done.close(rec_summary, error=rec_error)
             self.events.error.emit(rec_error)
             self._emit_recording_stopped(rec_done.path, rec_error)
         return md.get(KEY_END) == "1"
@@ -545,7 +559,6 @@ class CaptureLoop:
         self._recent = deque(maxlen=64)
         self._latency = _LatencyHistogram()
         self._started_at = self._ended_at = None
-        self._drain_deadline = float("inf")
         self._camera_label = ""
         self._period_s = 0.0
 
