@@ -13,7 +13,7 @@ from tfll_live.thickness import (
     thickness_summary,
     unavailable_reason,
 )
-from tfll_live.thinfilm import CameraResponse
+from tfll_live.thinfilm import CameraResponse, rgb_lut
 
 
 def region(stream: SyntheticStream, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +62,24 @@ def test_thickness_within_10nm_of_truth(seed, thickness):
     mae = float(np.median(np.abs(errs)))
     print(f"seed {seed} {thickness} nm: median |error| {mae:.1f} nm over {len(errs)} frames")
     assert mae <= 10.0
+
+
+def test_thin_layers_with_a_gain_calibrated_on_a_reference():
+    """Thin layers trace too short an arc to fix the colour curve's scale; a reference does."""
+    resp = CameraResponse.gaussian()
+    lut = rgb_lut(resp)
+    # a 100 nm reference film on a black background, under the synthetic camera's light
+    ref = np.tile(0.45 * 255 * lut[100] / lut.max(), (50, 1))
+    cal = Calibration.from_reference(ref, 100.0, resp)
+    assert cal.film_gain is not None and cal.film_gain > 0
+    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=270, seed=38,
+                                         thickness_nm=(0, 60)))
+    assert 25 < np.median(stream.truth.thickness_nm) < 40
+    errs = run(stream, ThicknessEstimator(response=resp, calibration=cal))
+    free = run(stream, ThicknessEstimator(response=resp))
+    print(f"thin layer: median |error| {np.median(np.abs(errs)):.1f} nm with the reference's "
+          f"gain, {np.median(np.abs(free)):.1f} nm without")
+    assert len(errs) > 20 and np.median(np.abs(errs)) <= 10
 
 
 def test_unknown_gain_and_background_do_not_matter():
@@ -128,7 +146,8 @@ def test_calibration_corrects_a_camera_white_balance(tmp_path):
         return x.astype(float) * wb + black
 
     def film(d_nm, n):  # n pixels of a film on a black background, seen by that camera
-        return camera(150 * resp.rgb(np.full(n, d_nm)) / resp.rgb(np.arange(261.0)).max())
+        # under the synthetic stream's light: 0.45 of full scale at the brightest thickness
+        return camera(0.45 * 255 * resp.rgb(np.full(n, d_nm)) / rgb_lut(resp).max())
 
     ref = film(120.0, 400)  # a reference target of known thickness
     chart_nm = np.array([40.0, 90.0, 120.0, 170.0])  # or a chart of several
@@ -165,6 +184,10 @@ def test_calibration_file_errors_are_one_line(tmp_path):
     bad.write_text(json.dumps({"schema": "tfll-calibration/1", "gain": [1, 0, 1],
                                "offset": [0, 0, 0]}))
     with pytest.raises(ValueError, match="positive gains"):
+        Calibration.load(bad)
+    bad.write_text(json.dumps({"schema": "tfll-calibration/1", "gain": [1, 1, 1],
+                               "offset": [0, 0, 0], "film_gain": -2}))
+    with pytest.raises(ValueError, match="film_gain"):
         Calibration.load(bad)
     with pytest.raises(ThicknessUnavailable):
         Calibration.from_reference(np.zeros((10, 10)), 100.0)
