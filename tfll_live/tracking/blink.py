@@ -22,6 +22,7 @@ STATS_ALPHA = 0.03
 SETTLE_FRAMES = 2
 N_BANDS = 6
 STILL_FRAMES = 12
+RELEARN_FRAMES = 10  # frames after a blink while the reference catches up with the new layer
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class BlinkDetector:
         self._region_peak_z = 0.0
         self._settled = 0
         self._still = 0
+        self._fresh = 0
         self._over = 0
 
     @property
@@ -135,12 +137,19 @@ class BlinkDetector:
             # a lid moves fast: demand a sudden frame-to-frame change too, so the slow drift of
             # the spreading layer away from the reference never reads as a blink
             self._moving = z_moving > self.z_on or (self._moving and z > self.z_off)
-            self._over = self._over + 1 if z > self.z_on and self._moving else 0
-            if self._over >= 2 or (z > 2 * self.z_on and self._moving):
+            # just after a blink the new layer spreads fastest and the reference is one frame
+            # old: the reference then follows quickly and only a strong change counts
+            z_on = 2 * self.z_on if self._fresh else self.z_on
+            self._over = self._over + 1 if z > z_on and self._moving else 0
+            if self._over >= 2 or (z > 2 * z_on and self._moving):
                 self._blinking = True
                 self._start = self._first_above_off(i)
                 self._peak, self._region_peak_z, self._settled, self._still = dist, z_region, 0, 0
                 return BlinkEvent(True, started=self._start)
+            if self._fresh:
+                self._fresh -= 1
+                cv2.accumulateWeighted(small, self._ref, 0.5)
+                return BlinkEvent(False)
             self._bands.add(bands)
             self._region.add(region)
             self._step.add(step)
@@ -158,6 +167,7 @@ class BlinkDetector:
             end = i - 1 if z < self.z_off else i - min(self._still, SETTLE_FRAMES)
             self._blinking = False
             self._ref = small.copy()  # a fresh layer: this is what the open eye looks like now
+            self._fresh = RELEARN_FRAMES
             self._over = 0
             self._moving = False
             return BlinkEvent(

@@ -27,7 +27,7 @@ class FlowMethod(str, Enum):
 class TrackerConfig:
     """What a user may tune; the defaults are the method as validated on synthetic truth."""
 
-    enhancement: Enhancement = Enhancement.SHARPEN
+    enhancement: Enhancement = Enhancement.NONE  # low-pass only: measured best on synthetic truth
     flow: FlowMethod = FlowMethod.LUCAS_KANADE
     max_features: int = 150
     blink_z_on: float = 6.0

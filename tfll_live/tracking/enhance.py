@@ -8,6 +8,7 @@ import numpy as np
 from .config import Enhancement
 
 TEMPORAL_ALPHA = 0.5  # weight of the newest frame: averages noise over ~2 frames, little lag
+SMOOTH_FRACTION = 1 / 160  # low-pass scale, as a fraction of the frame height
 
 
 class Enhancer:
@@ -22,7 +23,13 @@ class Enhancer:
         self._avg = None
 
     def push(self, gray: np.ndarray) -> np.ndarray:
-        """Enhanced uint8 luminance."""
+        """Enhanced uint8 image.
+
+        Every mode starts with a low-pass: lipid thickness, hence the interference pattern,
+        varies smoothly, while camera noise and the fine texture of the eye behind the film do
+        not; left in, that eye-fixed texture drags the tracked features back.
+        """
+        gray = cv2.GaussianBlur(gray, (0, 0), max(1.0, SMOOTH_FRACTION * gray.shape[0]))
         if self.mode is Enhancement.SHARPEN:
             blur = cv2.GaussianBlur(gray, (0, 0), 2.0)
             return cv2.addWeighted(gray, 2.0, blur, -1.0, 0)

@@ -138,12 +138,20 @@ class Tracker:
         )
 
     def _track(self, i: int, time_s: float, gray: np.ndarray, pattern: np.ndarray) -> FrameResult:
-        motion = self._stabilizer.push(gray)
+        # the pupil is not followed under the lid (a half-covered margin fits badly)
+        blinking = self._blinks_detector.blinking
+        motion = self._stabilizer.push(gray, hold=blinking)
         eye = (motion.dx_px, motion.dy_px)
         lid = self._lid(gray, motion.pupil, eye)
         iris = self._iris(gray, motion.pupil, eye)
-        rows = _region_rows(motion.pupil, lid, max(3.0, CLEARANCE * gray.shape[0]))
-        event = self._blinks_detector.push(i, gray, eye[0], eye[1], rows)
+        clearance = max(3.0, CLEARANCE * gray.shape[0])
+        rows = _region_rows(motion.pupil, lid, clearance)
+        event = self._blinks_detector.push(i, gray, *eye, rows)
+        if blinking and not event.blinking:  # the eye just opened: find it again in this frame
+            motion = self._stabilizer.push(gray)
+            eye = (motion.dx_px, motion.dy_px)
+            lid = self._lid(gray, motion.pupil, eye)
+            iris = self._iris(gray, motion.pupil, eye)
         enhanced = self._enhancer.push(pattern)
         mask = _region_mask(gray.shape, motion.pupil, lid, iris)
         self._recent.append(_Recent(i, time_s, enhanced, eye, mask))
@@ -213,10 +221,14 @@ class Tracker:
         self._interval_start = first
         self._fitter.reset()
         self._lipid.reset()
-        kept = [r for r in self._recent if r.index >= first and r.mask is not None]
-        self._interval_t0 = (
-            kept[0].time_s if kept else (self._recent[-1].time_s if self._recent else 0.0)
-        )
+        kept = [r for r in self._recent if r.index >= first]
+        # the pupil is not followed during a blink, so the first open frames have no region
+        # yet: the newest one stands in (the eye barely moves in a few frames)
+        latest = next((r.mask for r in reversed(self._recent) if r.mask is not None), None)
+        for r in kept:
+            r.mask = r.mask if r.mask is not None else latest
+        kept = [r for r in kept if r.mask is not None]
+        self._interval_t0 = kept[0].time_s if kept else self._recent[-1].time_s
         for r in kept[:-1]:  # the newest frame is pushed by the caller
             sample = self._lipid.push(r.enhanced, r.mask, r.eye_xy)  # type: ignore[arg-type]
             self._fitter.push(r.time_s - self._interval_t0, sample.dy_px)
