@@ -50,6 +50,8 @@ OUTLIER_RATIO = 6.0
 MIN_PIXELS = 50
 RESERVOIR_PIXELS = 300  # kept from every refit_every-th frame
 FIT_PIXELS = 3000  # at most this many reservoir pixels per refit
+LAYER_SPREAD_NM = 60.0  # typical interquartile range of thickness over a region (the prior)
+SEARCH_FINALISTS = 4  # starts of the global search refined on all the pixels
 COARSE = 4  # curve points (nm) between candidates of the first, coarse nearest-point pass
 
 
@@ -207,8 +209,8 @@ class ThicknessEstimator:
     The gain and backgrounds belong to the camera, the light and the eye, not to the film, so
     they are fitted over a reservoir of pixels from many frames (several blinks' worth of
     different layers: a longer, better-conditioned arc of the colour curve), refitted every
-    ``refit_every`` frames and searched globally on a widening schedule (pushes 0, 20, 80,
-    320, ...); each frame then only assigns its pixels to the curve (~1-2 ms for 1500 pixels;
+    ``refit_every`` frames and searched globally on a doubling schedule (pushes 0, 10, 20,
+    40, ...); each frame then only assigns its pixels to the curve (~1-2 ms for 1500 pixels;
     a global search takes ~50 ms).
     """
 
@@ -309,14 +311,28 @@ class ThicknessEstimator:
             candidates.append(_alternate(x, grp, self._gain, o0, self, 4,
                                          self._fixed_gain is None))
         if self._pushes >= self._next_search:
-            self._next_search = max(4 * self._pushes, 2 * self.refit_every)
+            self._next_search = max(2 * self._pushes, self.refit_every)
             candidates.append(self._search(x, grp, len(labels)))
-        good = [c for c in candidates if c[0] > 0 and np.isfinite(c[4])]
+        good = [c for c in candidates if np.isfinite(self._score(c))]
         if not good:
             return
-        gain, offsets, *_ = min(good, key=lambda c: c[4])
+        gain, offsets, *_ = min(good, key=self._score)
         self._gain = gain
         self._offsets = {int(lab): offsets[j] for j, lab in enumerate(labels)}
+
+    def _score(self, fit: tuple[float, np.ndarray, np.ndarray, float, float]) -> float:
+        """How well a fit explains the pixels, with a prior that the layer is continuous.
+
+        Misfit alone can prefer a wrong gain that spreads the pixels over the whole colour
+        curve, using the film's colours to explain the eye's texture. A layer's thickness varies
+        smoothly, so its pixels cluster: fits are penalised by their spread of thicknesses
+        (interquartile range) relative to ``LAYER_SPREAD_NM``.
+        """
+        gain, _, k, _, misfit = fit
+        if not gain > 0 or not np.isfinite(misfit) or not len(k):
+            return np.inf
+        q25, q75 = np.percentile(self._d[k], [25, 75])
+        return misfit * (1.0 + ((q75 - q25) / LAYER_SPREAD_NM) ** 2)
 
     def _search(self, x: np.ndarray, grp: np.ndarray, n_groups: int
                 ) -> tuple[float, np.ndarray, np.ndarray, float, float]:
@@ -324,8 +340,7 @@ class ThicknessEstimator:
         sub = self._rng.choice(len(x), min(len(x), 300), replace=False)
         xs, gs = x[sub], grp[sub]
         scale = float(x.mean())
-        best: tuple[float, np.ndarray] | None = None
-        best_obj = np.inf
+        found: list[tuple[float, float, np.ndarray]] = []
         free = self._fixed_gain is None
         for d0 in range(10, len(self._d), 20):
             gains = ([frac * scale / self._curve[d0].mean() for frac in (0.2, 0.35, 0.5, 0.7)]
@@ -335,11 +350,14 @@ class ThicknessEstimator:
                                else x[grp == j].mean(0) - g0 * self._curve[d0]
                                for j in range(n_groups)])
                 g, o, _, _, obj = _alternate(xs, gs, g0, o0, self, 6, free)
-                if g > 0 and obj < best_obj:
-                    best, best_obj = (g, o), obj
-        if best is None:
+                if g > 0 and np.isfinite(obj):
+                    found.append((obj, g, o))
+        if not found:
             return -1.0, np.zeros((n_groups, 3)), np.zeros(0, np.int64), 0.0, np.inf
-        return _alternate(x, grp, best[0], best[1], self, 3, free)
+        # the few best starts, refined on all the pixels: a subsample can rank near-ties wrongly
+        found.sort(key=lambda f: f[0])
+        finals = [_alternate(x, grp, g, o, self, 8, free) for _, g, o in found[:SEARCH_FINALISTS]]
+        return min(finals, key=self._score)
 
 
 def _fit_offset(x: np.ndarray, gain: float, est: ThicknessEstimator) -> np.ndarray:
