@@ -103,13 +103,17 @@ class Plot:
     x_label: str = ""
     y_label: str = ""
     invert_y: bool = False
+    y_ticks: bool = True
+    y_pad: float = 0.05  # share of the y range added above and below, so lines clear the frame
 
     def __post_init__(self) -> None:
         self._parts: list[str] = []
         self._m = (52, 12, 16, 34)  # left, right, top, bottom margins
         lo, hi = self.y_range
         if not hi > lo:
-            self.y_range = (lo - 1.0, hi + 1.0)
+            lo, hi = lo - 1.0, hi + 1.0
+        pad = self.y_pad * (hi - lo)
+        self.y_range = (lo - pad, hi + pad)
         lo, hi = self.x_range
         if not hi > lo:
             self.x_range = (lo, lo + 1.0)
@@ -167,7 +171,7 @@ class Plot:
             axes.append(f'<line x1="{px[0]:.1f}" x2="{px[0]:.1f}" y1="{h - bottom}" '
                         f'y2="{h - bottom + 4}" stroke="#999"/><text x="{px[0]:.1f}" '
                         f'y="{h - bottom + 15}" text-anchor="middle">{tx:g}</text>')
-        for ty in _nice_ticks(*self.y_range, n=4):
+        for ty in _nice_ticks(*self.y_range, n=4) if self.y_ticks else []:
             _, py = self._px(np.array([self.x_range[0]]), np.array([ty]))
             axes.append(f'<line x1="{left - 4}" x2="{left}" y1="{py[0]:.1f}" y2="{py[0]:.1f}" '
                         f'stroke="#999"/><text x="{left - 6}" y="{py[0] + 4:.1f}" '
@@ -320,7 +324,8 @@ def _timeline(res: dict[str, Any], stats: BlinkStats, fps: float,
     def at(frame: int) -> float:
         return float(times[min(frame, times.size - 1)]) if times is not None else frame / fps
 
-    plot = Plot((0.0, stats.duration_s), (0.0, 1.0), height=90, x_label="time (s)")
+    plot = Plot((0.0, stats.duration_s), (0.0, 1.0), height=90, x_label="time (s)",
+                y_ticks=False, y_pad=0.0)
     for iv in res["intervals"]:
         plot.span(at(iv["start_frame"]), at(iv["end_frame"]) + 1 / fps, "#dfeedd",
                   f"interval {iv['start_frame']}-{iv['end_frame']}")
