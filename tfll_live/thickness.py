@@ -8,25 +8,28 @@ thickness is the *shape* of the colour cloud: the region holds a range of thickn
 pixels trace an arc of the colour curve ``g*L(d)+b``, and only one gain, background and stretch
 of the curve fit that arc.
 
-The estimator fits, over the region, one gain and one background colour per background group
-(for example pixels over the iris and over the sclera), assigning each pixel the thickness of
-the nearest point of the curve. Distances are Mahalanobis, with the eye's texture allowed to
-vary mostly in brightness (diffuse tissue is nearly neutral next to interference colours).
-The fit alternates assignment and linear least squares, from a global multi-start search on the
-first frame and warm-started from the previous frame after that.
+The estimator fits one gain and one background colour per background group (for example
+pixels over the iris and over the sclera), assigning each pixel the thickness of the nearest
+point of the curve. Distances are Mahalanobis, with the eye's texture allowed to vary mostly
+in brightness (diffuse tissue is nearly neutral next to interference colours). The fit
+alternates assignment and linear least squares, started from a global multi-start search.
 
 The colour-thickness curve is ambiguous (thin and thick films can share a brightness; colours
-repeat): the ambiguity is resolved
+repeat), and the eye's texture can pose as film colour. The ambiguity is resolved
 
-- in space, by fitting the whole region's arc at once rather than each pixel alone;
-- in time, by carrying the gain over from earlier frames: it belongs to the camera and the
-  light, not to the film, so the session's gain (a weighted median of the per-frame gains,
-  each weighted by how long an arc its frame spans) pins the scale of the curve in frames
-  whose own arc is too short to fix it (thin or uniform layers).
+- in time: the gain and the backgrounds belong to the camera, the light and the eye, not to
+  the film, so they are fitted over a reservoir of pixels from many frames (several blinks'
+  layers: a longer arc of the curve than any one frame shows) and carried from frame to frame;
+  each frame only assigns its pixels to the curve;
+- in space: the whole region's arc is fitted at once, and among fits that explain the pixels
+  about equally well the one whose thicknesses cluster wins (a layer's thickness varies
+  smoothly, ``LAYER_SPREAD_NM``), which rules out a wrong gain that spreads the pixels over the
+  whole curve to explain the eye's texture.
 
 Mono cameras carry no colour and get no estimate (``ThicknessUnavailable``). A real camera's
 channel gains and black level are corrected by a ``Calibration`` (from a reference of known
-thickness or a colour chart), stored as a small JSON file.
+thickness or a colour chart), stored as a small JSON file; a reference under the same light
+and exposure also fixes the gain, which thin layers alone determine poorly.
 """
 
 from __future__ import annotations
@@ -320,7 +323,7 @@ class ThicknessEstimator:
         self._gain = gain
         self._offsets = {int(lab): offsets[j] for j, lab in enumerate(labels)}
 
-    def _score(self, fit: tuple[float, np.ndarray, np.ndarray, float, float]) -> float:
+    def _score(self, fit: tuple[float, np.ndarray, np.ndarray, float]) -> float:
         """How well a fit explains the pixels, with a prior that the layer is continuous.
 
         Misfit alone can prefer a wrong gain that spreads the pixels over the whole colour
@@ -328,14 +331,14 @@ class ThicknessEstimator:
         smoothly, so its pixels cluster: fits are penalised by their spread of thicknesses
         (interquartile range) relative to ``LAYER_SPREAD_NM``.
         """
-        gain, _, k, _, misfit = fit
+        gain, _, k, misfit = fit
         if not gain > 0 or not np.isfinite(misfit) or not len(k):
             return np.inf
         q25, q75 = np.percentile(self._d[k], [25, 75])
         return misfit * (1.0 + ((q75 - q25) / LAYER_SPREAD_NM) ** 2)
 
     def _search(self, x: np.ndarray, grp: np.ndarray, n_groups: int
-                ) -> tuple[float, np.ndarray, np.ndarray, float, float]:
+                ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """Global multi-start fit: several starting thicknesses and gains, best kept."""
         sub = self._rng.choice(len(x), min(len(x), 300), replace=False)
         xs, gs = x[sub], grp[sub]
@@ -349,11 +352,11 @@ class ThicknessEstimator:
                 o0 = np.array([xs[gs == j].mean(0) - g0 * self._curve[d0] if np.any(gs == j)
                                else x[grp == j].mean(0) - g0 * self._curve[d0]
                                for j in range(n_groups)])
-                g, o, _, _, obj = _alternate(xs, gs, g0, o0, self, 6, free)
+                g, o, _, obj = _alternate(xs, gs, g0, o0, self, 6, free)
                 if g > 0 and np.isfinite(obj):
                     found.append((obj, g, o))
         if not found:
-            return -1.0, np.zeros((n_groups, 3)), np.zeros(0, np.int64), 0.0, np.inf
+            return -1.0, np.zeros((n_groups, 3)), np.zeros(0, np.int64), np.inf
         # the few best starts, refined on all the pixels: a subsample can rank near-ties wrongly
         found.sort(key=lambda f: f[0])
         finals = [_alternate(x, grp, g, o, self, 8, free) for _, g, o in found[:SEARCH_FINALISTS]]
@@ -399,15 +402,13 @@ def _group_sums(v: np.ndarray, grp: np.ndarray, n_groups: int) -> np.ndarray:
 def _alternate(
     x: np.ndarray, grp: np.ndarray, gain: float, offsets: np.ndarray,
     est: ThicknessEstimator, iters: int, free_gain: bool,
-) -> tuple[float, np.ndarray, np.ndarray, float, float]:
+) -> tuple[float, np.ndarray, np.ndarray, float]:
     """Alternate nearest-point assignment and least squares for gain and group offsets.
 
-    Returns gain, offsets, curve indices, the gain's information (how long an arc the
-    pixels span, whitened) and the trimmed mean squared distance.
+    Returns gain, offsets, curve indices and the mean squared distance (outliers capped).
     """
     offsets = offsets.copy()
     n_groups = len(offsets)
-    info = 0.0
     for _ in range(iters):
         k, e = _assign(x, grp, gain, offsets, est)
         keep = e <= OUTLIER_RATIO * np.median(e)
@@ -420,17 +421,17 @@ def _alternate(
         x_mean[present] /= counts[present]
         dl, dx = lk - l_mean[gk], xk - x_mean[gk]
         dl_c = dl @ est._inv_cov
-        info = float((dl_c * dl).sum())
+        info = float((dl_c * dl).sum())  # how long an arc the pixels span (whitened)
         if free_gain:
             if info <= 1e-12:
                 break
             gain = float((dl_c * dx).sum()) / info
             if gain <= 0:
-                return gain, offsets, k, 0.0, np.inf
+                return gain, offsets, k, np.inf
         offsets[present] = x_mean[present] - gain * l_mean[present]
     k, e = _assign(x, grp, gain, offsets, est)
     obj = float(np.mean(np.minimum(e, OUTLIER_RATIO * np.median(e))))
-    return gain, offsets, k, info, obj
+    return gain, offsets, k, obj
 
 
 def thickness_summary(values_nm: np.ndarray | list[float | None]) -> dict[str, float | int] | None:
