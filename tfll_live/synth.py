@@ -113,6 +113,7 @@ class SyntheticStream:
             raise ValueError(f"bit_depth must be 8 or 16, got {cfg.bit_depth}")
         rng = np.random.default_rng(cfg.seed)
         self._margin = int(0.25 * max(cfg.height, cfg.width))
+        self._px = cfg.height / 480  # texture scales with the frame: same eye, other camera
         self._lut = rgb_lut(CameraResponse.gaussian())
         self._lut /= self._lut.max()
         self._eye = self._make_eye(rng)
@@ -170,7 +171,7 @@ class SyntheticStream:
             + 0.25 * np.sin(theta * 47 + 3 * np.sin(r / 9.0))
             + 0.25 * np.sin(theta * 19 + r / 6.0)
         )
-        crypts = cv2.GaussianBlur(rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 2.5)
+        crypts = cv2.GaussianBlur(rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 2.5 * self._px)
         crypts /= crypts.std() + 1e-6
         tex = np.clip(0.75 + 0.2 * fibres + 0.12 * crypts, 0.3, 1.3)[..., None]
         w_iris = np.clip((self.iris_radius - r) / 3.0, 0, 1)[..., None]
@@ -188,7 +189,7 @@ class SyntheticStream:
     def _make_skin(self, rng: np.random.Generator) -> np.ndarray:
         """Texture of the upper lid (canvas sized)."""
         x, _ = self._canvas_grid()
-        t = cv2.GaussianBlur(rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 4.0)
+        t = cv2.GaussianBlur(rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 4.0 * self._px)
         t /= t.std() + 1e-6
         base = np.array([0.72, 0.54, 0.46], np.float32)
         return (base * (0.9 + 0.08 * t[..., None])).astype(np.float32)
@@ -409,7 +410,9 @@ def _thickness_field(
     h, w = cfg.height + 2 * margin, cfg.width + 2 * margin
     field = np.zeros((h, w), np.float32)
     for sigma, weight in ((24.0, 1.0), (8.0, 0.7), (3.0, 0.45)):
-        f = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), sigma)
+        f = cv2.GaussianBlur(
+            rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), sigma * cfg.height / 480
+        )
         field += weight * f / (f.std() + 1e-6)
     gradient = np.linspace(-1.0, 1.0, h, dtype=np.float32)[:, None]
     field = field / field.std() + 0.8 * gradient

@@ -43,7 +43,7 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
         np.float32
     )
     sh = small.shape[0]
-    best: tuple[float, Circle] | None = None
+    fits: list[tuple[float, Circle]] = []
     candidates: list[tuple[float, float, float]] = []
     for r in np.geomspace(0.05 * sh, 0.25 * sh, 7):
         disc = _disc_kernel(r)
@@ -71,25 +71,20 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
                     break
                 guess = fit[0]
             if fit is not None and fit[1] > 0.5:
-                score = fit[1] * fit[2] * _darkness(gray, fit[0])
-                if best is None or score > best[0]:
-                    best = (score, fit[0])
-    if best is None:
+                fits.append((fit[1] * fit[2] * _darkness(gray, fit[0]), fit[0]))
+    if not fits:
         return None
-    # the iris margin is a circle too: prefer a clean concentric circle inside it (the pupil)
-    outer = best[1]
-    if outer.r_px < 0.22 * h:
-        return outer
+    best = max(fits, key=lambda f: f[0])[1]
+    if best.r_px < 0.22 * h:
+        return best
+    # that is the iris margin, also a dark-inside circle: the pupil is the best circle inside it
     for shrink in (0.25, 0.35, 0.5):
-        fit = refiner.refine(gray, Circle(outer.x_px, outer.y_px, shrink * outer.r_px))
-        if (
-            fit is not None
-            and fit[1] > 0.6
-            and fit[0].r_px < 0.7 * outer.r_px
-            and (np.hypot(fit[0].x_px - outer.x_px, fit[0].y_px - outer.y_px) < 0.2 * outer.r_px)
-        ):
-            return fit[0]
-    return outer
+        fit = refiner.refine(gray, Circle(best.x_px, best.y_px, shrink * best.r_px))
+        if fit is not None and fit[1] > 0.5:
+            fits.append((fit[1] * fit[2] * _darkness(gray, fit[0]), fit[0]))
+    inner = [(score, c) for score, c in fits if c.r_px < 0.7 * best.r_px
+             and np.hypot(c.x_px - best.x_px, c.y_px - best.y_px) < 0.1 * best.r_px]
+    return max(inner, key=lambda f: f[0])[1] if inner else best
 
 
 def _darkness(gray: np.ndarray, c: Circle) -> float:

@@ -22,6 +22,7 @@ STATS_ALPHA = 0.03
 SETTLE_FRAMES = 2
 N_BANDS = 6
 STILL_FRAMES = 12
+EDGE = 3  # small-image pixels (~1/12 of the frame height) ignored at each edge
 RELEARN_FRAMES = 10  # frames after a blink while the reference catches up with the new layer
 
 
@@ -114,6 +115,8 @@ class BlinkDetector:
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_REPLICATE,
         )
+        # the frame edges show what the eye's motion brought in or pushed out: leave them out
+        small = np.ascontiguousarray(small[EDGE:-EDGE, EDGE:-EDGE])
         if self._ref is None:
             self._ref, self._prev = small, small
             return BlinkEvent(False)
@@ -189,5 +192,5 @@ class BlinkDetector:
 def _small_rows(rows: tuple[float, float] | None, scale: float, n: int) -> tuple[int, int]:
     if rows is None:
         return n // 2, n
-    r0 = int(np.clip(rows[0] * scale, 0, n - 1))
-    return r0, int(np.clip(np.ceil(rows[1] * scale), r0 + 1, n))
+    r0 = int(np.clip(rows[0] * scale - EDGE, 0, n - 1))
+    return r0, int(np.clip(np.ceil(rows[1] * scale) - EDGE, r0 + 1, n))

@@ -15,11 +15,9 @@ import numpy as np
 
 from .config import FlowMethod
 
-LK_PARAMS = {
-    "winSize": (21, 21),
-    "maxLevel": 3,
-    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
-}
+LK_LEVELS = 3
+LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+WINDOW_FRACTION = 1 / 23  # LK window and feature spacing scale with the frame (21 px at 480)
 FB_MAX_PX = 0.7  # forward-backward disagreement beyond which a feature is lost
 RESEED_BELOW = 0.6  # reseed when fewer than this share of max_features survive
 
@@ -63,6 +61,8 @@ class LucasKanadeTracker:
     def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
         """Seed features on the first open frame of an interval."""
         self.reset()
+        self._win = max(9, int(gray.shape[0] * WINDOW_FRACTION) | 1)
+        self._spacing = max(4, self._win // 2 - 2)
         self._seed(gray, mask, eye_xy)
         self._prev = gray
 
@@ -71,8 +71,9 @@ class LucasKanadeTracker:
         if self._prev is None:
             self.start(gray, mask, eye_xy)
         elif len(self._pts):
-            nxt, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, self._pts, None, **LK_PARAMS)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev, nxt, None, **LK_PARAMS)
+            lk = {"winSize": (self._win, self._win), "maxLevel": LK_LEVELS, "criteria": LK_CRITERIA}
+            nxt, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, self._pts, None, **lk)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev, nxt, None, **lk)
             fb = np.linalg.norm((back - self._pts).reshape(-1, 2), axis=1)
             xy = nxt.reshape(-1, 2)
             h, w = gray.shape
@@ -95,9 +96,9 @@ class LucasKanadeTracker:
             return
         free = mask.copy()
         for x, y in self._pts.reshape(-1, 2):
-            cv2.circle(free, (int(x), int(y)), 8, 0, -1)
+            cv2.circle(free, (int(x), int(y)), self._spacing, 0, -1)
         new = cv2.goodFeaturesToTrack(
-            gray, want, qualityLevel=0.01, minDistance=8, mask=free, blockSize=7
+            gray, want, qualityLevel=0.01, minDistance=self._spacing, mask=free, blockSize=7
         )
         if new is None:
             return
