@@ -9,7 +9,7 @@ from tfll_live.evaluate import score
 from tfll_live.synth import SynthConfig, SyntheticStream
 from tfll_live.tracking import EyeState, FlowMethod, Tracker, TrackerConfig
 from tfll_live.tracking.frame import FrameError
-from tfll_live.tracking.spread import SpreadFitter, fit_exponential
+from tfll_live.tracking.spread import SpreadFitter, fit_spread
 from tfll_live.tracking.stabilize import Stabilizer
 
 
@@ -82,7 +82,7 @@ def test_stabilizer_alone_follows_the_pupil():
 def test_fit_recovers_the_papers_example():
     t = np.arange(450) / 45.0
     y = 220.9 * np.exp(-0.511 * t) - 186.9 + np.random.default_rng(0).normal(0, 1.0, t.size)
-    fit = fit_exponential(t, y)
+    fit = fit_spread(t, y)
     assert fit is not None
     assert fit.b == pytest.approx(0.511, rel=0.02)
     assert fit.c == pytest.approx(-186.9, abs=2)
@@ -160,3 +160,25 @@ def test_bad_frames_mid_stream_reset_and_say_why():
         last = tracker.push(stream.render(i), i / 45)
     assert last.state is EyeState.OPEN and last.lipid_dy_px is not None
     assert len(tracker.finish().intervals) == 3  # before the black frame, 23, and from 25
+
+
+def test_thickness_and_kinetics_reach_the_results(tracked):
+    stream, results, summary, _ = tracked
+    truth = stream.truth
+    est = np.array([np.nan if r.lipid_thickness_nm is None else r.lipid_thickness_nm
+                    for r in results])
+    ok = np.isfinite(est) & truth.open[: len(est)]
+    assert ok.sum() > 0.5 * truth.open.sum()
+    assert np.median(np.abs(est[ok] - truth.thickness_nm[ok])) <= 10.0
+    assert summary.thickness["available"]
+    closed = [iv for iv in summary.intervals if iv.kinetics is not None]
+    assert closed and all(iv.thickness["n_frames"] > 0 for iv in closed)
+    assert all(iv.to_json()["kinetics"]["tau_s"] > 0 for iv in closed)
+
+
+def test_mono_camera_says_why_there_is_no_thickness():
+    stream = SyntheticStream(SynthConfig(n_frames=60, seed=7050, rgb=False))
+    results, summary = run(stream)
+    assert all(r.lipid_thickness_nm is None for r in results)
+    assert summary.thickness["available"] is False
+    assert "colour" in summary.thickness["reason"] or "mono" in summary.thickness["reason"]

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .blinkstats import blink_stats
 from .tracking.results import FRAME_COLUMNS, FrameResult, Summary
 
 # FFmpeg (inside OpenCV) prints decoder complaints straight to stderr; a damaged video is reported
@@ -34,8 +35,19 @@ RESULTS_SCHEMA = "tfll-results/1"
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 _COMPOUND_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr")
 _ZARR_READ_BYTES = 16 * 2**20
-_TIME_UNITS_S = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0,
-                 "second": 1.0, "millisecond": 1e-3, "microsecond": 1e-6, "minute": 60.0}
+_TIME_UNITS_S = {
+    "s": 1.0,
+    "ms": 1e-3,
+    "µs": 1e-6,
+    "us": 1e-6,
+    "ns": 1e-9,
+    "min": 60.0,
+    "h": 3600.0,
+    "second": 1.0,
+    "millisecond": 1e-3,
+    "microsecond": 1e-6,
+    "minute": 60.0,
+}
 
 
 class StreamError(ValueError):
@@ -106,8 +118,12 @@ class FrameSource(ABC):
         if self.n_frames is not None and not 0 <= i < self.n_frames:
             raise IndexError(f"{self.path}: frame {i} out of range 0..{self.n_frames - 1}")
 
-    def _finish_setup(self, fps_arg: float | None, declared_fps: list[float | None],
-                      fallback_fps: float | None = None) -> None:
+    def _finish_setup(
+        self,
+        fps_arg: float | None,
+        declared_fps: list[float | None],
+        fallback_fps: float | None = None,
+    ) -> None:
         """Check pixels, pick the frame rate: argument, declared rate, frame times, fallback."""
         check_frame_layout(self.path, self.shape, self.dtype)
         if self.times_s is not None and not _usable_times(self.times_s):
@@ -134,11 +150,14 @@ class FrameSource(ABC):
 def check_frame_layout(path: str | Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
     """Refuse frames the tracker cannot take: shape other than (Y, X)/(Y, X, 3), odd pixel types."""
     if not (len(shape) == 2 or (len(shape) == 3 and shape[2] == 3)) or min(shape[:2]) < 1:
-        raise StreamError(f"{path}: unsupported frame shape {tuple(shape)}: need (Y, X) or "
-                          "(Y, X, 3)")
+        raise StreamError(
+            f"{path}: unsupported frame shape {tuple(shape)}: need (Y, X) or (Y, X, 3)"
+        )
     if np.dtype(dtype).type not in SUPPORTED_DTYPES:
-        raise StreamError(f"{path}: unsupported pixel type {np.dtype(dtype)}: need 8/16-bit "
-                          "unsigned integers (or float)")
+        raise StreamError(
+            f"{path}: unsupported pixel type {np.dtype(dtype)}: need 8/16-bit "
+            "unsigned integers (or float)"
+        )
 
 
 def _usable_times(t: np.ndarray) -> bool:
@@ -170,8 +189,9 @@ def open_stream(path: str | Path, fps: float | None = None) -> FrameSource:
     return _VideoSource(p, fps)
 
 
-def _frame_layout(path: Path, shape: tuple[int, ...],
-                  axes: str) -> tuple[int, tuple[int, ...], bool]:
+def _frame_layout(
+    path: Path, shape: tuple[int, ...], axes: str
+) -> tuple[int, tuple[int, ...], bool]:
     """How an array holds frames: (frame count, shape of one frame's block, planar RGB?).
 
     ``axes`` has one letter per dimension (T, Z, C, S, Y, X...; '?' when unknown). Frames are the
@@ -181,8 +201,9 @@ def _frame_layout(path: Path, shape: tuple[int, ...],
     dims = tuple(n for n, _ in kept)
     letters = "".join(a for _, a in kept)
     named = f" (axes {axes})" if "?" not in axes else ""
-    bad = StreamError(f"{path}: unsupported array shape {tuple(shape)}{named}: need (T, Y, X) or "
-                      "(T, Y, X, 3)")
+    bad = StreamError(
+        f"{path}: unsupported array shape {tuple(shape)}{named}: need (T, Y, X) or (T, Y, X, 3)"
+    )
     if len(dims) < 2:
         raise bad
     if len(dims) >= 3 and dims[-1] == 3 and letters[-1] in "SC?":
@@ -247,8 +268,9 @@ class _TiffSource(FrameSource):
             try:
                 self._tif = tif = tifffile.TiffFile(path)
             except Exception as e:  # tifffile raises many types for a broken file
-                raise StreamError(f"{path}: not a readable TIFF, truncated or damaged "
-                                  f"({one_line(e)})") from e
+                raise StreamError(
+                    f"{path}: not a readable TIFF, truncated or damaged ({one_line(e)})"
+                ) from e
             pages: Any
             try:
                 series = tif.series[0]
@@ -257,8 +279,9 @@ class _TiffSource(FrameSource):
             except Exception:
                 pages = _readable_pages(tif)
                 if not pages:
-                    raise StreamError(f"{path}: not a readable TIFF, truncated or damaged (no "
-                                      "intact image)") from None
+                    raise StreamError(
+                        f"{path}: not a readable TIFF, truncated or damaged (no intact image)"
+                    ) from None
                 first = pages[0]
                 shape, axes, dtype = (len(pages), *first.shape), "I" + first.axes, first.dtype
                 self._offset = None
@@ -271,8 +294,10 @@ class _TiffSource(FrameSource):
         self.shape = _block_to_frame(np.empty(self._block, np.uint8), self._planar).shape
         self.dtype = np.dtype(dtype).newbyteorder("=")
         self._byteorder = tif.byteorder
-        self.metadata.update(format="ome-tiff" if tif.is_ome else
-                             "imagej-tiff" if tif.is_imagej else "tiff", axes=axes)
+        self.metadata.update(
+            format="ome-tiff" if tif.is_ome else "imagej-tiff" if tif.is_imagej else "tiff",
+            axes=axes,
+        )
         self._file_size = path.stat().st_size
         self._pages = pages
         self._ppf = 1  # pages per frame
@@ -302,8 +327,10 @@ class _TiffSource(FrameSource):
             unlisted = _unindexed_frames(tif.pages[0], block_bytes, self._file_size)
             if unlisted:
                 intact = self._n_expected = 1 + unlisted
-                self.problem = (f"file is truncated or was not closed: its TIFF index lists 1 "
-                                f"frame but it holds {intact}")
+                self.problem = (
+                    f"file is truncated or was not closed: its TIFF index lists 1 "
+                    f"frame but it holds {intact}"
+                )
         return intact
 
     def _read_tiff_metadata(self, tif: Any) -> list[float | None]:
@@ -357,16 +384,19 @@ class _TiffSource(FrameSource):
         try:
             return _block_to_frame(self._read_block(i), self._planar)
         except Exception as e:
-            raise StreamError(f"{self.path}: frame {i} is unreadable ({one_line(e)})",
-                              frames_read=i) from e
+            raise StreamError(
+                f"{self.path}: frame {i} is unreadable ({one_line(e)})", frames_read=i
+            ) from e
 
     def __iter__(self) -> Iterator[np.ndarray]:
         assert self.n_frames is not None
         for i in range(self.n_frames):
             yield self.read(i)
         if self.problem:
-            raise StreamError(f"{self.path}: {self.problem}; read {self.n_frames} frames",
-                              frames_read=self.n_frames)
+            raise StreamError(
+                f"{self.path}: {self.problem}; read {self.n_frames} frames",
+                frames_read=self.n_frames,
+            )
 
     def close(self) -> None:
         """Close the TIFF file."""
@@ -500,8 +530,10 @@ class _VideoSource(FrameSource):
         cap = cv2.VideoCapture(str(path))
         try:
             if not cap.isOpened():
-                raise StreamError(f"{path}: not a readable image stream (neither TIFF nor a video "
-                                  "OpenCV can open)")
+                raise StreamError(
+                    f"{path}: not a readable image stream (neither TIFF nor a video "
+                    "OpenCV can open)"
+                )
             ok, first = cap.read()
             if not ok or first is None:
                 raise StreamError(f"{path}: video has no readable frame")
@@ -537,15 +569,21 @@ class _VideoSource(FrameSource):
                     break
                 frame = self._to_rgb(frame)
                 if frame.shape != self.shape:
-                    raise StreamError(f"{self.path}: frame {n} is {frame.shape}, the video started "
-                                      f"with {self.shape}", frames_read=n)
+                    raise StreamError(
+                        f"{self.path}: frame {n} is {frame.shape}, the video started "
+                        f"with {self.shape}",
+                        frames_read=n,
+                    )
                 n += 1
                 yield frame
         finally:
             cap.release()
         if self.n_frames is not None and n < self.n_frames:
-            raise StreamError(f"{self.path}: video ends early: {n} of the {self.n_frames} frames "
-                              "its header announces", frames_read=n)
+            raise StreamError(
+                f"{self.path}: video ends early: {n} of the {self.n_frames} frames "
+                "its header announces",
+                frames_read=n,
+            )
 
 
 class _ZarrSource(FrameSource):
@@ -558,8 +596,10 @@ class _ZarrSource(FrameSource):
         try:
             node = zarr.open(store=str(path), mode="r")
         except Exception as e:
-            raise StreamError(f"{path}: not an image stream (a directory that is not a "
-                              f"readable Zarr store: {one_line(e)})") from e
+            raise StreamError(
+                f"{path}: not an image stream (a directory that is not a "
+                f"readable Zarr store: {one_line(e)})"
+            ) from e
         attrs: dict[str, Any] = dict(node.attrs)
         ome = attrs.get("ome", attrs)  # 0.5 nests under "ome", 0.4 has multiscales at the top
         multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
@@ -586,16 +626,19 @@ class _ZarrSource(FrameSource):
         self._arr, self.n_frames = arr, n
         self.dtype = np.dtype(arr.dtype)
         self.shape = _block_to_frame(np.empty(self._block, np.uint8), self._planar).shape
-        self.metadata = {"format": "ome-zarr" if multiscales else "zarr", "axes": axes,
-                         **{k: v for k, v in attrs.items() if k not in ("ome", "ome_writers",
-                                                                        "multiscales")}}
+        self.metadata = {
+            "format": "ome-zarr" if multiscales else "zarr",
+            "axes": axes,
+            **{k: v for k, v in attrs.items() if k not in ("ome", "ome_writers", "multiscales")},
+        }
         self.times_s = _zarr_times(node, attrs, n)
         session: dict[str, Any] = attrs.get("tfll") or {}
         if not isinstance(session, dict):
             session = {}
         # the time axis' scale comes last: writers put 1.0 there when not told the period
-        self._finish_setup(fps, [_as_float(session.get("fps"))],
-                           self._t_scale_fps(multiscales, names))
+        self._finish_setup(
+            fps, [_as_float(session.get("fps"))], self._t_scale_fps(multiscales, names)
+        )
 
     @staticmethod
     def _t_scale_fps(multiscales: Any, names: list[str]) -> float | None:
@@ -603,8 +646,11 @@ class _ZarrSource(FrameSource):
         if not multiscales or "t" not in names:
             return None
         ti = names.index("t")
-        unit = multiscales[0]["axes"][ti].get("unit") if isinstance(multiscales[0]["axes"][ti],
-                                                                     dict) else None
+        unit = (
+            multiscales[0]["axes"][ti].get("unit")
+            if isinstance(multiscales[0]["axes"][ti], dict)
+            else None
+        )
         for tr in multiscales[0]["datasets"][0].get("coordinateTransformations", []):
             if tr.get("type") == "scale" and unit in _TIME_UNITS_S:
                 dt = float(tr["scale"][ti]) * _TIME_UNITS_S[unit]
@@ -612,8 +658,9 @@ class _ZarrSource(FrameSource):
         return None
 
     def _read_frames(self, start: int, stop: int) -> np.ndarray:
-        idx = tuple(slice(start, stop) if d == self._t_dim else slice(None)
-                    for d in range(self._arr.ndim))
+        idx = tuple(
+            slice(start, stop) if d == self._t_dim else slice(None) for d in range(self._arr.ndim)
+        )
         return np.asarray(self._arr[idx]).reshape(stop - start, *self._block)
 
     def read(self, i: int) -> np.ndarray:
@@ -622,8 +669,9 @@ class _ZarrSource(FrameSource):
         try:
             return _block_to_frame(self._read_frames(i, i + 1)[0], self._planar)
         except Exception as e:
-            raise StreamError(f"{self.path}: frame {i} is unreadable ({one_line(e)})",
-                              frames_read=i) from e
+            raise StreamError(
+                f"{self.path}: frame {i} is unreadable ({one_line(e)})", frames_read=i
+            ) from e
 
     def __iter__(self) -> Iterator[np.ndarray]:
         assert self.n_frames is not None
@@ -636,8 +684,10 @@ class _ZarrSource(FrameSource):
             try:
                 frames = self._read_frames(start, stop)
             except Exception as e:
-                raise StreamError(f"{self.path}: frames {start}..{stop - 1} are unreadable "
-                                  f"({one_line(e)})", frames_read=start) from e
+                raise StreamError(
+                    f"{self.path}: frames {start}..{stop - 1} are unreadable ({one_line(e)})",
+                    frames_read=start,
+                ) from e
             for block in frames:
                 yield _block_to_frame(block, self._planar)
 
@@ -674,8 +724,14 @@ class AnalysisWriter:
     results.json appears (atomically) only when ``close`` is called with the summary.
     """
 
-    def __init__(self, out_dir: str | Path, source_name: str, fps: float,
-                 frame_shape: tuple[int, ...], flush_every: int = 50) -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        source_name: str,
+        fps: float,
+        frame_shape: tuple[int, ...],
+        flush_every: int = 50,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.source_name, self.fps, self.frame_shape = source_name, float(fps), tuple(frame_shape)
         self.n_frames = 0
@@ -705,6 +761,8 @@ class AnalysisWriter:
             "channels": self.frame_shape[2] if len(self.frame_shape) == 3 else 1,
             "blinks": [b.to_json() for b in summary.blinks],
             "intervals": [iv.to_json() for iv in summary.intervals],
+            "blink_stats": blink_stats(summary.blinks, self.fps, self.n_frames).to_json(),
+            "thickness": summary.thickness,
         }
         clash = set(doc) & set(extra or {})
         if clash:
@@ -754,8 +812,9 @@ def read_results(path: str | Path) -> dict[str, Any]:
     try:
         doc = json.loads(f.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
-        raise StreamError(f"{f}: no such file (not an analysis directory, or the analysis did "
-                          "not finish)") from e
+        raise StreamError(
+            f"{f}: no such file (not an analysis directory, or the analysis did not finish)"
+        ) from e
     except (OSError, ValueError) as e:
         raise StreamError(f"{f}: not a readable results file ({one_line(e)})") from e
     schema = doc.get("schema") if isinstance(doc, dict) else None
@@ -779,8 +838,9 @@ def read_frames_csv(path: str | Path) -> dict[str, np.ndarray]:
         raise StreamError(f"{f}: not readable ({one_line(e)})") from e
     if not rows or any(c not in rows[0] for c in FRAME_COLUMNS):
         missing = [c for c in FRAME_COLUMNS if not rows or c not in rows[0]]
-        raise StreamError(f"{f}: not a frames.csv of {RESULTS_SCHEMA} (missing columns: "
-                          f"{', '.join(missing)})")
+        raise StreamError(
+            f"{f}: not a frames.csv of {RESULTS_SCHEMA} (missing columns: {', '.join(missing)})"
+        )
     header, body = rows[0], rows[1:]
     cols: dict[str, np.ndarray] = {}
     try:

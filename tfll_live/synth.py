@@ -171,7 +171,9 @@ class SyntheticStream:
             + 0.25 * np.sin(theta * 47 + 3 * np.sin(r / 9.0))
             + 0.25 * np.sin(theta * 19 + r / 6.0)
         )
-        crypts = cv2.GaussianBlur(rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 2.5 * self._px)
+        crypts = cv2.GaussianBlur(
+            rng.normal(0, 1, x.shape).astype(np.float32), (0, 0), 2.5 * self._px
+        )
         crypts /= crypts.std() + 1e-6
         tex = np.clip(0.75 + 0.2 * fibres + 0.12 * crypts, 0.3, 1.3)[..., None]
         w_iris = np.clip((self.iris_radius - r) / 3.0, 0, 1)[..., None]

@@ -82,8 +82,12 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
         fit = refiner.refine(gray, Circle(best.x_px, best.y_px, shrink * best.r_px))
         if fit is not None and fit[1] > 0.5:
             fits.append((fit[1] * fit[2] * _darkness(gray, fit[0]), fit[0]))
-    inner = [(score, c) for score, c in fits if c.r_px < 0.7 * best.r_px
-             and np.hypot(c.x_px - best.x_px, c.y_px - best.y_px) < 0.1 * best.r_px]
+    inner = [
+        (score, c)
+        for score, c in fits
+        if c.r_px < 0.7 * best.r_px
+        and np.hypot(c.x_px - best.x_px, c.y_px - best.y_px) < 0.1 * best.r_px
+    ]
     return max(inner, key=lambda f: f[0])[1] if inner else best
 
 

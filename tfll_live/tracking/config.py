@@ -34,6 +34,9 @@ class TrackerConfig:
     blink_z_off: float = 3.0
     min_fit_s: float = 0.5  # an interval shorter than this gets no spread fit
     fit_every: int = 5  # refit the live spread every n frames
+    thickness: bool = True  # estimate lipid thickness (nm) from the interference colours
+    thickness_every: int = 3  # estimate every n-th open frame; frames between repeat it
+    thickness_calibration: str | None = None  # a calibration file (``thickness.Calibration``)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "enhancement", Enhancement(self.enhancement))

@@ -57,6 +57,10 @@ class LucasKanadeTracker:
         self._origin = np.zeros((0, 2), np.float32)  # feature position minus eye, when seeded
         self._base = np.zeros((0, 2), np.float32)  # layer displacement when the feature was seeded
         self._last = (0.0, 0.0)
+        self._seed_xy = np.zeros((0, 1, 2), np.float32)  # where each feature was seeded
+        self._gen = np.zeros(0, np.int64)  # which seeding (frame) each feature came from
+        self._seed_img: dict[int, np.ndarray] = {}  # the frame of each seeding
+        self._next_gen = 0
 
     def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
         """Seed features on the first open frame of an interval."""
@@ -81,6 +85,7 @@ class LucasKanadeTracker:
             yi = np.clip(xy[:, 1], 0, h - 1).astype(int)
             ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < FB_MAX_PX) & (mask[yi, xi] > 0)
             self._keep(ok, nxt)
+            self._refine_against_seed(gray)
         if len(self._pts) < RESEED_BELOW * self.max_features:
             self._seed(gray, mask, eye_xy)
         self._prev = gray
@@ -89,6 +94,32 @@ class LucasKanadeTracker:
     def _keep(self, ok: np.ndarray, nxt: np.ndarray) -> None:
         self._pts = nxt[ok]
         self._ids, self._origin, self._base = self._ids[ok], self._origin[ok], self._base[ok]
+        self._seed_xy, self._gen = self._seed_xy[ok], self._gen[ok]
+        for g in set(self._seed_img) - set(self._gen.tolist()):
+            del self._seed_img[g]  # no feature left from that seeding
+
+    def _refine_against_seed(self, gray: np.ndarray) -> None:
+        """Re-measure each feature from the frame it was seeded in, starting where it is now.
+
+        Frame-to-frame steps are sub-pixel, and each is pulled slightly towards the eye-fixed
+        texture behind the film; measured from the seed frame, those errors do not add up.
+        """
+        for g, seed_img in self._seed_img.items():
+            sel = np.flatnonzero(self._gen == g)
+            guess = self._pts[sel].copy()
+            refined, st, _ = cv2.calcOpticalFlowPyrLK(
+                seed_img,
+                gray,
+                self._seed_xy[sel],
+                guess.copy(),
+                winSize=(self._win, self._win),
+                maxLevel=1,
+                criteria=LK_CRITERIA,
+                flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+            )
+            near = np.linalg.norm((refined - guess).reshape(-1, 2), axis=1) < 2.0
+            good = (st.ravel() == 1) & near
+            self._pts[sel[good]] = refined[good]
 
     def _seed(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
         want = self.max_features - len(self._pts)
@@ -110,6 +141,10 @@ class LucasKanadeTracker:
         self._next_id += n
         self._origin = np.concatenate([self._origin, new.reshape(-1, 2) - eye])
         self._base = np.concatenate([self._base, np.tile(np.float32(self._last), (n, 1))])
+        self._seed_xy = np.concatenate([self._seed_xy, new])
+        self._gen = np.concatenate([self._gen, np.full(n, self._next_gen)])
+        self._seed_img[self._next_gen] = gray
+        self._next_gen += 1
 
     def _sample(self, eye_xy: tuple[float, float]) -> LipidSample:
         xy = self._pts.reshape(-1, 2)
@@ -121,8 +156,12 @@ class LucasKanadeTracker:
         return LipidSample(*self._last, xy.copy(), self._ids.copy(), d[:, 1].astype(np.float32))
 
 
-class _IncrementalTracker:
-    """Shared bookkeeping of the frame-to-frame methods (Farneback, SSD): they accumulate."""
+class _ReferenceTracker:
+    """Farneback and SSD: displacement of the region from the interval's first frame.
+
+    Measuring against the first frame (with the last estimate as the starting guess), rather
+    than adding up frame-to-frame steps, keeps sub-pixel errors from accumulating into drift.
+    """
 
     def __init__(self, max_features: int = 150) -> None:
         self.max_features = max_features
@@ -130,87 +169,105 @@ class _IncrementalTracker:
 
     def reset(self) -> None:
         """Forget the interval."""
-        self._prev: np.ndarray | None = None
-        self._prev_eye = np.zeros(2)
-        self._acc = np.zeros(2)
+        self._ref: np.ndarray | None = None
+        self._ref_mask = np.zeros((0, 0), np.uint8)
+        self._ref_eye = np.zeros(2)
+        self._guess = np.zeros(2)  # the region's motion in the image, eye included
+        self._disp = np.zeros(2)
         self._pts = np.zeros((0, 2), np.float32)
 
     def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
-        """First open frame of an interval."""
+        """First open frame of an interval: the reference."""
         self.reset()
-        self._prev, self._prev_eye = gray, np.asarray(eye_xy, float)
+        self._ref, self._ref_mask, self._ref_eye = gray, mask, np.asarray(eye_xy, float)
 
     def push(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> LipidSample:
-        """Accumulate this frame's layer motion minus the eye's."""
-        if self._prev is None:
+        """The layer's displacement from the reference, minus the eye's."""
+        if self._ref is None:
             self.start(gray, mask, eye_xy)
             return self._sample(np.zeros((0, 2)))
-        eye = np.asarray(eye_xy, float)
-        flows = self._step(self._prev, gray, mask)
+        flows = self._measure(self._ref, gray, self._ref_mask)
         if len(flows):
             dy, keep = robust_median(flows[:, 1])
-            self._acc += (float(np.median(flows[keep, 0])), dy) - (eye - self._prev_eye)
-        self._prev, self._prev_eye = gray, eye
+            self._guess = np.array([float(np.median(flows[keep, 0])), dy])
+            self._disp = self._guess - (np.asarray(eye_xy, float) - self._ref_eye)
         return self._sample(flows)
 
     def _sample(self, flows: np.ndarray) -> LipidSample:
         n = len(self._pts)
         dy = flows[:, 1].astype(np.float32) if len(flows) == n else np.zeros(n, np.float32)
+        pts = self._pts + self._guess.astype(np.float32)  # where the samples are now
         return LipidSample(
-            float(self._acc[0]),
-            float(self._acc[1]),
-            self._pts.copy(),
-            np.arange(n, dtype=np.int64),
-            dy,
+            float(self._disp[0]), float(self._disp[1]), pts, np.arange(n, dtype=np.int64), dy
         )
 
-    def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _measure(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
-class FarnebackTracker(_IncrementalTracker):
+class FarnebackTracker(_ReferenceTracker):
     """Dense Farneback flow over the tracked region's bounding box (the paper's dense method)."""
 
-    def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        x, y, w, h = cv2.boundingRect(mask)
-        if w < 16 or h < 16:
-            self._pts = np.zeros((0, 2), np.float32)
+    def reset(self) -> None:
+        """Forget the interval and its last flow field."""
+        super().reset()
+        self._flow: np.ndarray | None = None
+
+    def _measure(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        # the box around the region, with room for the layer to move, at half resolution: the
+        # low-passed pattern is too smooth at full resolution for Farneback's local polynomials
+        bx, by, bw, bh = cv2.boundingRect(mask)
+        if bw < 16 or bh < 16:
             return np.zeros((0, 2))
-        flow = cv2.calcOpticalFlowFarneback(
-            prev[y : y + h, x : x + w], cur[y : y + h, x : x + w], None, 0.5, 3, 15, 3, 5, 1.2, 0
-        )
-        gy, gx = np.mgrid[8:h:16, 8:w:16]
-        inside = mask[y + gy, x + gx] > 0
-        self._pts = np.column_stack([x + gx[inside], y + gy[inside]]).astype(np.float32)
-        return flow[gy[inside], gx[inside]].astype(np.float64)
+        m = ref.shape[0] // 10
+        x0, y0 = max(0, bx - m), max(0, by - m)
+        x1, y1 = min(ref.shape[1], bx + bw + m), min(ref.shape[0], by + bh + m)
+        a = cv2.resize(ref[y0:y1, x0:x1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        b = cv2.resize(cur[y0:y1, x0:x1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        flags = cv2.OPTFLOW_USE_INITIAL_FLOW if self._flow is not None else 0
+        self._flow = cv2.calcOpticalFlowFarneback(a, b, self._flow, 0.5, 3, 15, 3, 5, 1.1, flags)
+        gy, gx = np.mgrid[by + 8 : by + bh : 16, bx + 8 : bx + bw : 16]
+        inside = mask[gy, gx] > 0
+        self._pts = np.column_stack([gx[inside], gy[inside]]).astype(np.float32)
+        hy = np.clip((gy[inside] - y0) // 2, 0, a.shape[0] - 1)
+        hx = np.clip((gx[inside] - x0) // 2, 0, a.shape[1] - 1)
+        return 2.0 * self._flow[hy, hx].astype(np.float64)
 
 
-class SSDTracker(_IncrementalTracker):
-    """Template matching (sum of squared differences) of patches on a grid in the region."""
+class SSDTracker(_ReferenceTracker):
+    """Template matching (sum of squared differences) of reference patches on a grid."""
 
     PATCH, SEARCH = 24, 12
 
-    def _step(self, prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        ys, xs = np.nonzero(mask[:: self.PATCH, :: self.PATCH])
-        centres = np.column_stack([xs, ys]) * self.PATCH
-        rng = np.random.default_rng(0)
-        if len(centres) > 32:
-            centres = centres[rng.choice(len(centres), 32, replace=False)]
+    def _measure(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if not len(self._pts):
+            ys, xs = np.nonzero(mask[:: self.PATCH, :: self.PATCH])
+            centres = np.column_stack([xs, ys]) * self.PATCH
+            if len(centres) > 32:  # an even subset keeps the cost bounded
+                centres = centres[np.linspace(0, len(centres) - 1, 32).astype(int)]
+            self._pts = centres.astype(np.float32)
         h, w = cur.shape
         p, s = self.PATCH // 2, self.SEARCH
-        flows, pts = [], []
-        for cx, cy in centres:
-            if not (p + s <= cx < w - p - s and p + s <= cy < h - p - s):
+        gx, gy = np.round(self._guess).astype(int)
+        flows = []
+        for cx, cy in self._pts.astype(int):
+            sx, sy = cx + gx, cy + gy  # search around where the last estimate puts the patch
+            if not (
+                p <= cx < w - p
+                and p <= cy < h - p
+                and p + s <= sx < w - p - s
+                and p + s <= sy < h - p - s
+            ):
+                flows.append((np.nan, np.nan))
                 continue
-            tmpl = prev[cy - p : cy + p, cx - p : cx + p]
-            win = cur[cy - p - s : cy + p + s, cx - p - s : cx + p + s]
+            tmpl = ref[cy - p : cy + p, cx - p : cx + p]
+            win = cur[sy - p - s : sy + p + s, sx - p - s : sx + p + s]
             res = cv2.matchTemplate(win, tmpl, cv2.TM_SQDIFF)
             _, _, (mx, my), _ = cv2.minMaxLoc(res)  # least squared difference
             fx, fy = _subpixel(res, mx, my)
-            flows.append((fx - s, fy - s))
-            pts.append((cx, cy))
-        self._pts = np.asarray(pts, np.float32).reshape(-1, 2)
-        return np.asarray(flows, np.float64).reshape(-1, 2)
+            flows.append((fx - s + gx, fy - s + gy))
+        out = np.asarray(flows, np.float64).reshape(-1, 2)
+        return out[np.isfinite(out).all(axis=1)] if not np.isfinite(out).all() else out
 
 
 def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
@@ -228,7 +285,7 @@ def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
 
 def make_lipid_tracker(
     method: FlowMethod, max_features: int
-) -> LucasKanadeTracker | _IncrementalTracker:
+) -> LucasKanadeTracker | _ReferenceTracker:
     """The tracker for a configured flow method."""
     cls = {
         FlowMethod.LUCAS_KANADE: LucasKanadeTracker,

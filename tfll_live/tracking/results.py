@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -106,12 +107,18 @@ class Blink:
 
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """An open-eye period between blinks, with the spread fit of its lipid displacement."""
+    """An open-eye period between blinks, with the spread fit of its lipid displacement.
+
+    ``kinetics`` (spread time, drift model; ``tfll_live.kinetics.SpreadKinetics``) and
+    ``thickness`` (median/IQR of the frames' lipid thickness, nm) are added when known.
+    """
 
     index: int
     start_frame: int
     end_frame: int
     spread: SpreadFit | None
+    kinetics: Any = None
+    thickness: dict[str, float | int] | None = None
 
     def to_json(self) -> dict[str, object]:
         """The ``intervals[]`` object of results.json."""
@@ -119,6 +126,8 @@ class Interval:
             "start_frame": self.start_frame,
             "end_frame": self.end_frame,
             "spread": None if self.spread is None else self.spread.to_json(),
+            "kinetics": None if self.kinetics is None else self.kinetics.to_json(),
+            "thickness": self.thickness,
         }
 
 
@@ -204,3 +213,5 @@ class Summary:
 
     blinks: tuple[Blink, ...]
     intervals: tuple[Interval, ...]
+    # session thickness: {"available": bool, "reason": str | None, "median_nm", "iqr_nm", ...}
+    thickness: dict[str, Any] | None = None

@@ -8,6 +8,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tfll_live.kinetics import analyze_spread
+from tfll_live.thickness import (
+    Calibration,
+    ThicknessEstimator,
+    ThicknessUnavailable,
+    thickness_summary,
+)
+
 from .anatomy import PupilRefiner, find_lower_lid
 from .blink import BlinkDetector
 from .config import TrackerConfig
@@ -52,6 +60,10 @@ class Tracker:
         self._lipid = make_lipid_tracker(cfg.flow, cfg.max_features)
         self._fitter = SpreadFitter(cfg.fit_every, cfg.min_fit_s)
         self._iris_refiner = PupilRefiner()
+        calibration = (
+            Calibration.load(cfg.thickness_calibration) if cfg.thickness_calibration else None
+        )
+        self._thickness = ThicknessEstimator(calibration=calibration)
         self.reset()
 
     # -- public API ---------------------------------------------------------------------------
@@ -60,11 +72,14 @@ class Tracker:
         self._frame = 0
         self._blinks: list[Blink] = []
         self._intervals: list[Interval] = []
+        self._session_thickness: list[float] = []
+        self._no_thickness: str | None = None if self.config.thickness else "turned off"
+        self._thickness.reset()
         self._restart()
 
     def summary(self) -> Summary:
         """Blinks and intervals closed so far (the open interval is not included)."""
-        return Summary(tuple(self._blinks), tuple(self._intervals))
+        return Summary(tuple(self._blinks), tuple(self._intervals), self._thickness_json())
 
     def finish(self) -> Summary:
         """End of stream: close the open interval (final fit) or blink, return the summary."""
@@ -94,7 +109,7 @@ class Tracker:
             return self._reset_mid_stream(i, time_s, reason or bad or "", frame.shape)
         self._shape = frame.shape
         assert gray is not None
-        return self._track(i, time_s, gray, self._luminance.interference(frame, gray))
+        return self._track(i, time_s, frame, gray, self._luminance.interference(frame, gray))
 
     # -- internals ----------------------------------------------------------------------------
     def _restart(self) -> None:
@@ -112,6 +127,9 @@ class Tracker:
             stage.reset()
         self._interval_start: int | None = None
         self._interval_t0 = 0.0
+        self._interval_thickness: list[float] = []
+        self._thickness_age = 0
+        self._last_thickness: float | None = None
         self._blink_start: int | None = None
         self._lid_rest: LidCurve | None = None
         self._iris_rest: Circle | None = None
@@ -137,7 +155,9 @@ class Tracker:
             reset_reason=reason,
         )
 
-    def _track(self, i: int, time_s: float, gray: np.ndarray, pattern: np.ndarray) -> FrameResult:
+    def _track(
+        self, i: int, time_s: float, frame: np.ndarray, gray: np.ndarray, pattern: np.ndarray
+    ) -> FrameResult:
         # the pupil is not followed under the lid (a half-covered margin fits badly)
         blinking = self._blinks_detector.blinking
         motion = self._stabilizer.push(gray, hold=blinking)
@@ -197,6 +217,7 @@ class Tracker:
             )
         sample = self._lipid.push(enhanced, mask, eye)
         fit = self._fitter.push(time_s - self._interval_t0, sample.dy_px)
+        thickness = self._estimate_thickness(frame, mask, iris)
         return FrameResult(
             i,
             time_s,
@@ -212,6 +233,7 @@ class Tracker:
             pupil=motion.pupil,
             lid=lid,
             fit=fit,
+            lipid_thickness_nm=thickness,
             blink_ended=ended_blink,
             interval_ended=ended_interval,
         )
@@ -221,6 +243,9 @@ class Tracker:
         self._interval_start = first
         self._fitter.reset()
         self._lipid.reset()
+        self._interval_thickness = []
+        self._thickness_age = 0
+        self._last_thickness = None
         kept = [r for r in self._recent if r.index >= first]
         # the pupil is not followed during a blink, so the first open frames have no region
         # yet: the newest one stands in (the eye barely moves in a few frames)
@@ -239,15 +264,58 @@ class Tracker:
         times = {r.index: r.time_s for r in self._recent}
         if last + 1 in times:  # drop samples from frames now known to be in the blink
             self._fitter.truncate(times[last + 1] - self._interval_t0)
+        t, dy = self._fitter.samples()
+        kinetics = (
+            analyze_spread(t, dy) if t.size >= 6 and np.ptp(t) >= self.config.min_fit_s else None
+        )
         interval = Interval(
             len(self._intervals),
             self._interval_start,
             max(last, self._interval_start),
             self._fitter.finish(),
+            kinetics=kinetics,
+            thickness=thickness_summary(self._interval_thickness),
         )
         self._intervals.append(interval)
         self._interval_start = None
         return interval
+
+    def _estimate_thickness(
+        self, frame: np.ndarray, mask: np.ndarray, iris: Circle | None
+    ) -> float | None:
+        """Lipid thickness over the tracked region, every few frames (it changes slowly)."""
+        if self._no_thickness is not None:
+            return None
+        self._thickness_age -= 1
+        if self._thickness_age > 0:
+            return self._last_thickness
+        self._thickness_age = self.config.thickness_every
+        ys, xs = np.nonzero(mask[::2, ::2])
+        ys, xs = ys * 2, xs * 2
+        # pixels over the iris and over the sclera see different diffuse backgrounds
+        groups = (
+            None
+            if iris is None
+            else (np.hypot(xs - iris.x_px, ys - iris.y_px) > iris.r_px).astype(np.int8)
+        )
+        pixels = frame[ys, xs] if frame.ndim == 3 else frame[ys, xs, None]
+        try:
+            value = self._thickness.push(pixels, groups)
+        except ThicknessUnavailable as e:
+            self._no_thickness = e.reason
+            return None
+        self._last_thickness = value
+        if value is not None:
+            self._interval_thickness.append(value)
+            self._session_thickness.append(value)
+        return value
+
+    def _thickness_json(self) -> dict[str, object]:
+        """Session thickness for results.json: its summary, or why there is none."""
+        summary = thickness_summary(self._session_thickness)
+        if summary is None:
+            return {"available": False, "reason": self._no_thickness or "no estimate yet"}
+        return {"available": True, **summary}
 
     def _lid(
         self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]
@@ -286,8 +354,9 @@ def _shift_lid(lid: LidCurve, dx: float, dy: float) -> LidCurve:
     return LidCurve(a, b - 2 * a * dx, a * dx * dx - b * dx + c + dy)
 
 
-def _region_rows(pupil: Circle | None, lid: LidCurve | None,
-                 clearance: float) -> tuple[float, float] | None:
+def _region_rows(
+    pupil: Circle | None, lid: LidCurve | None, clearance: float
+) -> tuple[float, float] | None:
     """Rows of the tracked region at the pupil's column."""
     if pupil is None or lid is None:
         return None
