@@ -21,12 +21,13 @@ from .blink import BlinkDetector
 from .config import TrackerConfig
 from .enhance import Enhancer
 from .frame import Luminance, bad_frame_reason, check_frame
-from .lipid import make_lipid_tracker
+from .lipid import LipidSample, make_lipid_tracker
 from .results import Blink, Circle, EyeState, FrameResult, Interval, LidCurve, Summary
 from .spread import SpreadFitter
 from .stabilize import Stabilizer
 
 LID_EVERY = 15  # frames between lower-lid refits; in between the lid moves with the eye
+WORK_HEIGHT_PX = 512  # the low-passed pattern has no detail finer than this resolves
 HISTORY = 4  # recent frames kept so an interval can start at its true first open frame
 CLEARANCE = 0.025  # of the frame height: keeps features off eye-fixed edges (lid, iris margin)
 
@@ -127,6 +128,7 @@ class Tracker:
             stage.reset()
         self._interval_start: int | None = None
         self._interval_t0 = 0.0
+        self._work: float | None = None  # lipid tracking scale, fixed on the first frame
         self._interval_thickness: list[float] = []
         self._thickness_age = 0
         self._last_thickness: float | None = None
@@ -172,9 +174,10 @@ class Tracker:
             eye = (motion.dx_px, motion.dy_px)
             lid = self._lid(gray, motion.pupil, eye)
             iris = self._iris(gray, motion.pupil, eye)
-        enhanced = self._enhancer.push(pattern)
         mask = _region_mask(gray.shape, motion.pupil, lid, iris)
-        self._recent.append(_Recent(i, time_s, enhanced, eye, mask))
+        enhanced = self._enhancer.push(self._to_work(pattern, cv2.INTER_AREA))
+        work_mask = None if mask is None else self._to_work(mask, cv2.INTER_NEAREST)
+        self._recent.append(_Recent(i, time_s, enhanced, eye, work_mask))
         ended_interval = None
         if event.started is not None:
             self._blink_start = event.started
@@ -215,7 +218,7 @@ class Tracker:
                 blink_ended=ended_blink,
                 interval_ended=ended_interval,
             )
-        sample = self._lipid.push(enhanced, mask, eye)
+        sample = self._push_lipid(enhanced, work_mask, eye)
         fit = self._fitter.push(time_s - self._interval_t0, sample.dy_px)
         thickness = self._estimate_thickness(frame, mask, iris)
         return FrameResult(
@@ -238,6 +241,30 @@ class Tracker:
             interval_ended=ended_interval,
         )
 
+    def _to_work(self, image: np.ndarray, interpolation: int) -> np.ndarray:
+        """``image`` at the lipid tracker's working scale."""
+        if self._work is None:
+            self._work = min(1.0, WORK_HEIGHT_PX / image.shape[0])
+        if self._work == 1.0:
+            return image
+        return cv2.resize(image, None, fx=self._work, fy=self._work, interpolation=interpolation)
+
+    def _push_lipid(
+        self, enhanced: np.ndarray, mask: np.ndarray, eye: tuple[float, float]
+    ) -> LipidSample:
+        """Track the layer at the working scale; the sample comes back in image pixels."""
+        k = self._work or 1.0
+        sample = self._lipid.push(enhanced, mask, (eye[0] * k, eye[1] * k))
+        if k == 1.0:
+            return sample
+        return LipidSample(
+            sample.dx_px / k,
+            sample.dy_px / k,
+            sample.points / k,
+            sample.ids,
+            sample.point_dy_px / k,
+        )
+
     def _start_interval(self, first: int) -> None:
         """Open an interval at frame ``first``, replaying the kept frames since then."""
         self._interval_start = first
@@ -255,7 +282,7 @@ class Tracker:
         kept = [r for r in kept if r.mask is not None]
         self._interval_t0 = kept[0].time_s if kept else self._recent[-1].time_s
         for r in kept[:-1]:  # the newest frame is pushed by the caller
-            sample = self._lipid.push(r.enhanced, r.mask, r.eye_xy)  # type: ignore[arg-type]
+            sample = self._push_lipid(r.enhanced, r.mask, r.eye_xy)  # type: ignore[arg-type]
             self._fitter.push(r.time_s - self._interval_t0, sample.dy_px)
 
     def _close_interval(self, last: int) -> Interval:
