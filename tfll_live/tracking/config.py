@@ -35,7 +35,7 @@ class TrackerConfig:
     min_fit_s: float = 0.5  # an interval shorter than this gets no spread fit
     fit_every: int = 5  # refit the live spread every n frames
     thickness: bool = True  # estimate lipid thickness (nm) from the interference colours
-    thickness_every: int = 3  # estimate every n-th open frame; frames between repeat it
+    thickness_every: int = 5  # estimate every n-th open frame; frames between repeat it
     thickness_calibration: str | None = None  # a calibration file (``thickness.Calibration``)
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ from .spread import SpreadFitter
 from .stabilize import Stabilizer
 
 LID_EVERY = 15  # frames between lower-lid refits; in between the lid moves with the eye
-WORK_HEIGHT_PX = 512  # the low-passed pattern has no detail finer than this resolves
+WORK_HEIGHT_PX = 360  # the low-passed pattern (sigma = height/160) holds no finer detail
 HISTORY = 4  # recent frames kept so an interval can start at its true first open frame
 CLEARANCE = 0.025  # of the frame height: keeps features off eye-fixed edges (lid, iris margin)
 
