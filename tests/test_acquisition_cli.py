@@ -14,6 +14,22 @@ import pytest
 from tfll_live.io import open_stream, read_results
 from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
 
+
+def _mm_installed() -> bool:
+    import logging
+
+    from pymmcore_plus import find_micromanager
+
+    log = logging.getLogger("pymmcore-plus")
+    log.disabled = True
+    try:
+        return find_micromanager() is not None
+    finally:
+        log.disabled = False
+
+
+MM_INSTALLED = _mm_installed()
+
 SMALL_CFG = (
     "#py pyDevice,Camera,tfll_live.acquisition,SyntheticCamera\n"
     "#py Property,Camera,Width,160\n"
@@ -120,9 +136,13 @@ def test_bad_replay_file_is_one_line(tmp_path, case):
     _one_line_error(proc, str(path))
 
 
-def test_bad_config_and_unwritable_record_path_are_one_line(tmp_path, small_cfg):
+@pytest.mark.parametrize("adapter", ["NoSuchAdapter,NoSuchCamera", "DemoCamera,DCam"])
+def test_bad_config_and_unwritable_record_path_are_one_line(tmp_path, small_cfg, adapter):
+    if adapter.startswith("Demo") and MM_INSTALLED:
+        pytest.skip("Micro-Manager is installed: its demo camera loads")
     bad = tmp_path / "bad.cfg"
-    bad.write_text("Device,Camera,NoSuchAdapter,NoSuchCamera\n")
+    bad.write_text(f"Device,Camera,{adapter}\nProperty,Core,Initialize,1\n")
+    # (exits 2, not aborted by the failed C++ core at interpreter shutdown)
     _one_line_error(tfll("live", "--config", str(bad), cwd=tmp_path), "bad.cfg")
     blocker = tmp_path / "file"
     blocker.write_text("x")

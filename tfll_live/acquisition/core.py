@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,15 +95,23 @@ def _core_from_config(path: Path) -> UniMMCore:
     # C++ devices need the Micro-Manager installation the core looks up; a configuration of
     # Python devices does not, so a missing installation is only mentioned if loading fails
     core = new_core()
+    failure = ""
     try:
         with _quiet_pymmcore_log():
             core.loadSystemConfiguration(path)
     except Exception as e:
+        failure = _one_line(e).replace(
+            f"Error in configuration file {str(path.resolve())!r} at ", ""
+        )
+    if failure:
+        # Free the failed core now: left to interpreter shutdown, the C++ core aborts the
+        # process ("FATAL: exception not rethrown") after the error has been reported.
+        del core
+        gc.collect()
         hint = ""
         if not _has_micromanager():
             hint = " (no Micro-Manager installation found: run `mmcore install`)"
-        why = _one_line(e).replace(f"Error in configuration file {str(path.resolve())!r} at ", "")
-        raise ValueError(f"{path}: cannot load configuration: {why}{hint}") from e
+        raise ValueError(f"{path}: cannot load configuration: {failure}{hint}")
     camera = core.getCameraDevice()
     if not camera:
         raise ValueError(f"{path}: the configuration selects no camera (Core, Camera)")
