@@ -54,7 +54,7 @@ def free_path(path: str | Path, fmt: Format) -> Path:
     A name is taken when the recording or its analysis folder exists.
     """
     p = with_format_suffix(Path(path).expanduser(), fmt)
-    stem, suffix = stream_stem(p), p.name[len(stream_stem(p)):]
+    stem, suffix = stream_stem(p), p.name[len(stream_stem(p)) :]
     k = 0
     candidate = p
     while candidate.exists() or analysis_dir_for(candidate).exists():
@@ -71,8 +71,14 @@ class Recording:
     frames are ignored; everything written before stays readable.
     """
 
-    def __init__(self, path: Path, fmt: Format, attrs: dict[str, Any], handle: IO[bytes] | None,
-                 max_queue_mb: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        fmt: Format,
+        attrs: dict[str, Any],
+        handle: IO[bytes] | None,
+        max_queue_mb: float,
+    ) -> None:
         self.path, self.fmt, self.attrs = path, fmt, attrs
         self.analysis_dir = analysis_dir_for(path)
         self.failed: str | None = None
@@ -91,8 +97,14 @@ class Recording:
         self._thread.start()
 
     @classmethod
-    def create(cls, path: str | Path, fmt: Format = "ome-zarr",
-               attrs: dict[str, Any] | None = None, *, max_queue_mb: float = 512.0) -> Recording:
+    def create(
+        cls,
+        path: str | Path,
+        fmt: Format = "ome-zarr",
+        attrs: dict[str, Any] | None = None,
+        *,
+        max_queue_mb: float = 512.0,
+    ) -> Recording:
         """Reserve a new recording at ``path`` (or ``<name>-1``...; see ``free_path``).
 
         Raises ``OSError`` (one line, naming the path) when it cannot be created.
@@ -109,8 +121,9 @@ class Recording:
         raise OSError(f"cannot find a free name for a recording at {path}")
 
     @classmethod
-    def _reserve(cls, p: Path, fmt: Format, attrs: dict[str, Any],
-                 max_queue_mb: float) -> Recording:
+    def _reserve(
+        cls, p: Path, fmt: Format, attrs: dict[str, Any], max_queue_mb: float
+    ) -> Recording:
         analysis = analysis_dir_for(p)
         handle: IO[bytes] | None = None
         if fmt == "ome-zarr":
@@ -127,16 +140,22 @@ class Recording:
             else:
                 p.rmdir()
             raise
-        attrs = {"schema": RECORDING_SCHEMA, "format": fmt,
-                 "started": datetime.now(timezone.utc).isoformat(), **attrs, "complete": False}
+        attrs = {
+            "schema": RECORDING_SCHEMA,
+            "format": fmt,
+            "started": datetime.now(timezone.utc).isoformat(),
+            **attrs,
+            "complete": False,
+        }
         rec = cls(p, fmt, attrs, handle, max_queue_mb)
         if fmt == "ome-zarr":
             write_group_attrs(p, {"tfll": attrs})
         return rec
 
     # -- producer side (the capture thread) -----------------------------------------------
-    def write(self, frame: np.ndarray, time_s: float, metadata: dict[str, str],
-              result: FrameResult) -> None:
+    def write(
+        self, frame: np.ndarray, time_s: float, metadata: dict[str, str], result: FrameResult
+    ) -> None:
         """Queue one frame with its time, camera metadata and tracking result.
 
         Blocks while the queue is full (the disk is slower than the camera); raises
@@ -152,8 +171,9 @@ class Recording:
             self._queued_bytes += frame.nbytes
         self._queue.put((frame, time_s, metadata, result))
 
-    def close(self, summary: Summary | None, error: str | None = None,
-              timeout_s: float = 60.0) -> str | None:
+    def close(
+        self, summary: Summary | None, error: str | None = None, timeout_s: float = 60.0
+    ) -> str | None:
         """Drain the queue and finalise the image file and the analysis; safe to call twice.
 
         ``summary`` is the tracker's final summary of the recorded frames (None: results.json
@@ -167,7 +187,8 @@ class Recording:
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             self.failed = self.failed or (
-                f"writing to {self.path} did not finish in {timeout_s:.0f} s")
+                f"writing to {self.path} did not finish in {timeout_s:.0f} s"
+            )
             return self.failed
         reason = error or self.failed
         try:
@@ -178,7 +199,8 @@ class Recording:
             self._finish_analysis(summary, reason)
         except Exception as e:
             self.failed = self.failed or (
-                f"{self.analysis_dir}: writing the analysis failed: {_one_line(e)}")
+                f"{self.analysis_dir}: writing the analysis failed: {_one_line(e)}"
+            )
         return self.failed
 
     # -- the writer thread ----------------------------------------------------------------
@@ -195,15 +217,17 @@ class Recording:
                 self._queued_bytes -= frame.nbytes
                 self._room.notify_all()
 
-    def _write_one(self, frame: np.ndarray, time_s: float, metadata: dict[str, str],
-                   result: FrameResult) -> None:
+    def _write_one(
+        self, frame: np.ndarray, time_s: float, metadata: dict[str, str], result: FrameResult
+    ) -> None:
         if self._frames is None:
             self._open(frame, metadata)
         assert self._frames is not None and self._analysis is not None and self._meta_file
         self._frames.write(frame, time_s)
         self._analysis.write(result)
-        self._meta_file.write(json.dumps({"frame": self.n_written, "time_s": time_s, **metadata})
-                              + "\n")
+        self._meta_file.write(
+            json.dumps({"frame": self.n_written, "time_s": time_s, **metadata}) + "\n"
+        )
         self._meta_file.flush()
 
     def _open(self, frame: np.ndarray, metadata: dict[str, str]) -> None:
@@ -211,13 +235,15 @@ class Recording:
         if self.fmt == "ome-zarr":
             self._frames = ZarrFrameWriter(self.path, shape, dtype)
             # axes known now: a reader (or a crash) sees a proper OME-Zarr from the first frame
-            write_group_attrs(self.path, {"ome": self._frames.ome_attrs(self.path.name),
-                                          "tfll": self.attrs})
+            write_group_attrs(
+                self.path, {"ome": self._frames.ome_attrs(self.path.name), "tfll": self.attrs}
+            )
         else:
             assert self._handle is not None
             self._frames = TiffFrameWriter(self._handle, self.path, shape, dtype)
-        self._analysis = AnalysisWriter(self.analysis_dir, self.path.name,
-                                        self.attrs.get("fps") or 0.0, shape)
+        self._analysis = AnalysisWriter(
+            self.analysis_dir, self.path.name, self.attrs.get("fps") or 0.0, shape
+        )
         self._meta_file = open(self.analysis_dir / "camera_frames.jsonl", "x", encoding="utf-8")  # noqa: SIM115
 
     # -- finishing ------------------------------------------------------------------------
@@ -227,9 +253,14 @@ class Recording:
         fps = self.attrs.get("fps")
         if len(times) > 1 and times[-1] > times[0]:
             fps = (len(times) - 1) / (times[-1] - times[0])
-        return {**self.attrs, "fps": fps, "n_frames": self.n_written,
-                "stopped": datetime.now(timezone.utc).isoformat(),
-                "complete": reason is None, "error": reason}
+        return {
+            **self.attrs,
+            "fps": fps,
+            "n_frames": self.n_written,
+            "stopped": datetime.now(timezone.utc).isoformat(),
+            "complete": reason is None,
+            "error": reason,
+        }
 
     def _finish_image(self, reason: str | None) -> None:
         frames = self._frames
@@ -238,9 +269,14 @@ class Recording:
             if isinstance(frames, ZarrFrameWriter):
                 frames.close()
                 times = [{"delta_t": t} for t in frames.times]
-                write_group_attrs(self.path, {"ome": frames.ome_attrs(self.path.name),
-                                              "tfll": attrs,
-                                              "ome_writers": {"frame_metadata": times}})
+                write_group_attrs(
+                    self.path,
+                    {
+                        "ome": frames.ome_attrs(self.path.name),
+                        "tfll": attrs,
+                        "ome_writers": {"frame_metadata": times},
+                    },
+                )
             elif isinstance(frames, TiffFrameWriter):
                 frames.close(self.path.name, attrs)
             elif self.fmt == "ome-zarr":
@@ -263,7 +299,13 @@ class Recording:
         if reason is not None:
             extra["incomplete"] = {"reason": reason, "frames_read": self.n_written}
         self._analysis.fps = self._final_attrs(reason)["fps"] or 0.0
-        self._analysis.close(summary, extra)
+        try:
+            self._analysis.close(summary, extra)
+        except OSError:
+            # a CSV refused its last rows (disk full) and is closed now; results.json is small
+            # and still worth a try: the second close only writes it
+            self._analysis.close(summary, extra)
+            raise
 
 
 def _why_writes_fail(path: Path) -> str:
