@@ -28,8 +28,11 @@ def timed_frames(source: FrameSource) -> Iterator[tuple[np.ndarray, float]]:
         yield frame, source.frame_time(i)
 
 
-def track_stream(frames_with_times: Iterable[tuple[np.ndarray, float]], tracker: Tracker,
-                 name: str | Path = "stream") -> Iterator[FrameResult]:
+def track_stream(
+    frames_with_times: Iterable[tuple[np.ndarray, float]],
+    tracker: Tracker,
+    name: str | Path = "stream",
+) -> Iterator[FrameResult]:
     """Push each (frame, time) through ``tracker`` in order, yielding its results one by one.
 
     A frame the tracker refuses outright (its ValueError) becomes a StreamError naming the
@@ -51,8 +54,13 @@ def default_out_dir(path: str | Path) -> Path:
     return p.parent / f"{stream_stem(p)}.tfll"
 
 
-def analyze(path: str | Path, out: str | Path | None = None, fps: float | None = None,
-            config: TrackerConfig | None = None, progress: Progress | None = None) -> Path:
+def analyze(
+    path: str | Path,
+    out: str | Path | None = None,
+    fps: float | None = None,
+    config: TrackerConfig | None = None,
+    progress: Progress | None = None,
+) -> Path:
     """Track a recorded stream and write its results.json and frames.csv; returns the directory.
 
     A stream cut short (truncated file, video ending early) is analysed up to its last intact
@@ -87,6 +95,8 @@ def analyze(path: str | Path, out: str | Path | None = None, fps: float | None =
                 extra["incomplete"] = {"reason": str(cut_short), "frames_read": writer.n_frames}
             writer.close(tracker.finish(), extra)
     if cut_short is not None:
-        raise StreamError(f"{cut_short}; results for the {writer.n_frames} frames read are in "
-                          f"{out_dir}", frames_read=writer.n_frames) from cut_short
+        raise StreamError(
+            f"{cut_short}; results for the {writer.n_frames} frames read are in {out_dir}",
+            frames_read=writer.n_frames,
+        ) from cut_short
     return out_dir

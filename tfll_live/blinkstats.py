@@ -27,9 +27,13 @@ def _stats(v: tuple[float, ...]) -> dict[str, float | None]:
     if not v:
         return {"mean": None, "median": None, "sd": None, "min": None, "max": None}
     a = np.asarray(v)
-    return {"mean": float(a.mean()), "median": float(np.median(a)),
-            "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max())}
+    return {
+        "mean": float(a.mean()),
+        "median": float(np.median(a)),
+        "sd": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        "min": float(a.min()),
+        "max": float(a.max()),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,11 @@ def blink_stats(
     rows = []
     for b in blinks:
         if isinstance(b, Mapping):
-            s, e, c = (int(b["start_frame"]), int(b["end_frame"]),  # type: ignore[call-overload]
-                       bool(b["complete"]))
+            s, e, c = (
+                int(b["start_frame"]),
+                int(b["end_frame"]),  # type: ignore[call-overload]
+                bool(b["complete"]),
+            )
         else:
             s, e, c = int(b.start_frame), int(b.end_frame), bool(b.complete)
         if e < s:

@@ -31,8 +31,9 @@ class _Parser(argparse.ArgumentParser):
 
 COMMON = argparse.ArgumentParser(add_help=False)
 # SUPPRESS: a subcommand's default must not overwrite ``tfll --debug <command>``
-COMMON.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                    help="show the traceback of an error")
+COMMON.add_argument(
+    "--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error"
+)
 
 
 def _positive(kind: type) -> Callable[[str], Any]:
@@ -65,8 +66,13 @@ class ProgressLine:
     Silent when ``stream`` is not a terminal (logs, pipes), where the summary line suffices.
     """
 
-    def __init__(self, label: str, stream: TextIO | None = None, live: bool | None = None,
-                 interval_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        label: str,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        interval_s: float = 0.1,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self.label, self.interval_s = label, interval_s
@@ -84,8 +90,10 @@ class ProgressLine:
         if total:
             frac = min(done / total, 1.0)
             bar = "#" * int(24 * frac)
-            text = (f"{self.label} [{bar:<24}] {done}/{total} frames {100 * frac:3.0f}% "
-                    f"{rate:.0f} frames/s")
+            text = (
+                f"{self.label} [{bar:<24}] {done}/{total} frames {100 * frac:3.0f}% "
+                f"{rate:.0f} frames/s"
+            )
         else:
             text = f"{self.label} {done} frames {rate:.0f} frames/s"
         self.stream.write("\r" + text.ljust(self._width))
@@ -107,16 +115,27 @@ def add_analyze(sub: Any) -> None:
     """``tfll analyze INPUT``: the contract of spec/analysis-output.md."""
     from .tracking import Enhancement, FlowMethod
 
-    p = sub.add_parser("analyze", parents=[COMMON], help="track a recorded stream",
-                       description="Track a recorded stream frame by frame and write "
-                       "results.json and frames.csv.")
-    p.add_argument("input", metavar="INPUT",
-                   help="TIFF/OME-TIFF stack, video (mp4, avi) or OME-Zarr recording")
-    p.add_argument("--out", metavar="DIR", type=Path,
-                   help="output directory (default: <INPUT stem>.tfll/ beside INPUT)")
+    p = sub.add_parser(
+        "analyze",
+        parents=[COMMON],
+        help="track a recorded stream",
+        description="Track a recorded stream frame by frame and write results.json and frames.csv.",
+    )
+    p.add_argument(
+        "input", metavar="INPUT", help="TIFF/OME-TIFF stack, video (mp4, avi) or OME-Zarr recording"
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        type=Path,
+        help="output directory (default: <INPUT stem>.tfll/ beside INPUT)",
+    )
     p.add_argument("--fps", type=_positive(float), help="frame rate (overrides the file's)")
-    p.add_argument("--enhancement", choices=[e.value for e in Enhancement],
-                   help="enhancement of the interference pattern")
+    p.add_argument(
+        "--enhancement",
+        choices=[e.value for e in Enhancement],
+        help="enhancement of the interference pattern",
+    )
     p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
     p.set_defaults(run=run_analyze)
 
@@ -130,8 +149,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     settings = {k: getattr(args, k) for k in ("enhancement", "flow") if getattr(args, k)}
     progress = ProgressLine(Path(args.input).name)
     try:
-        out_dir = analyze(args.input, out=args.out, fps=args.fps,
-                          config=TrackerConfig(**settings), progress=progress)
+        out_dir = analyze(
+            args.input,
+            out=args.out,
+            fps=args.fps,
+            config=TrackerConfig(**settings),
+            progress=progress,
+        )
     finally:
         progress.finish()
     elapsed = time.monotonic() - progress.start
@@ -144,14 +168,19 @@ def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> st
     n = results["n_frames"]
     blinks = results["blinks"]
     partial = sum(not b["complete"] for b in blinks)
-    taus = [iv["spread"]["tau_s"] for iv in results["intervals"]
-            if iv.get("spread") and iv["spread"].get("tau_s") is not None]
+    taus = [
+        iv["spread"]["tau_s"]
+        for iv in results["intervals"]
+        if iv.get("spread") and iv["spread"].get("tau_s") is not None
+    ]
     tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
     n_resets = (results.get("resets") or {}).get("count", 0)
     resets = f", {n_resets} tracker resets (bad frames)" if n_resets else ""
-    return (f"{results['source']}: {n} frames in {elapsed_s:.1f} s "
-            f"({n / max(elapsed_s, 1e-9):.0f} frames/s): {len(blinks)} blinks ({partial} partial), "
-            f"{len(results['intervals'])} intervals{tau}{resets} -> {out_dir}")
+    return (
+        f"{results['source']}: {n} frames in {elapsed_s:.1f} s "
+        f"({n / max(elapsed_s, 1e-9):.0f} frames/s): {len(blinks)} blinks ({partial} partial), "
+        f"{len(results['intervals'])} intervals{tau}{resets} -> {out_dir}"
+    )
 
 
 # -- synth ----------------------------------------------------------------------------------------
@@ -162,23 +191,44 @@ def add_synth(sub: Any) -> None:
     from .synth import SynthConfig
 
     d = SynthConfig()
-    p = sub.add_parser("synth", parents=[COMMON], help="write a synthetic stream with ground truth",
-                       description="Write a synthetic micro-interferometer stream as OME-TIFF, "
-                       "with its ground truth (.truth.json) beside it.")
+    p = sub.add_parser(
+        "synth",
+        parents=[COMMON],
+        help="write a synthetic stream with ground truth",
+        description="Write a synthetic micro-interferometer stream as OME-TIFF, "
+        "with its ground truth (.truth.json) beside it.",
+    )
     p.add_argument("out", metavar="OUT.ome.tif", type=Path)
     p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--frames", type=_positive(int), default=d.n_frames,
-                   help=f"number of frames (default {d.n_frames})")
-    p.add_argument("--fps", type=_positive(float), default=d.fps,
-                   help=f"frame rate (default {d.fps:g})")
-    p.add_argument("--height", type=_positive(int), default=d.height,
-                   help=f"frame height, at least 64 (default {d.height})")
-    p.add_argument("--width", type=_positive(int), default=d.width,
-                   help=f"frame width, at least 64 (default {d.width})")
+    p.add_argument(
+        "--frames",
+        type=_positive(int),
+        default=d.n_frames,
+        help=f"number of frames (default {d.n_frames})",
+    )
+    p.add_argument(
+        "--fps", type=_positive(float), default=d.fps, help=f"frame rate (default {d.fps:g})"
+    )
+    p.add_argument(
+        "--height",
+        type=_positive(int),
+        default=d.height,
+        help=f"frame height, at least 64 (default {d.height})",
+    )
+    p.add_argument(
+        "--width",
+        type=_positive(int),
+        default=d.width,
+        help=f"frame width, at least 64 (default {d.width})",
+    )
     p.add_argument("--mono", action="store_true", help="monochrome frames instead of RGB")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=d.bit_depth)
-    p.add_argument("--partial-fraction", type=_fraction, default=d.partial_blink_fraction,
-                   help=f"share of partial blinks (default {d.partial_blink_fraction})")
+    p.add_argument(
+        "--partial-fraction",
+        type=_fraction,
+        default=d.partial_blink_fraction,
+        help=f"share of partial blinks (default {d.partial_blink_fraction})",
+    )
     p.set_defaults(run=run_synth)
 
 
@@ -190,15 +240,24 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: the output is an OME-TIFF, name it *.ome.tif")
     if not args.out.parent.is_dir():
         raise ValueError(f"{args.out}: directory {args.out.parent} does not exist")
-    cfg = SynthConfig(height=args.height, width=args.width, fps=args.fps, n_frames=args.frames,
-                      seed=args.seed, rgb=not args.mono, bit_depth=args.bit_depth,
-                      partial_blink_fraction=args.partial_fraction)
+    cfg = SynthConfig(
+        height=args.height,
+        width=args.width,
+        fps=args.fps,
+        n_frames=args.frames,
+        seed=args.seed,
+        rgb=not args.mono,
+        bit_depth=args.bit_depth,
+        partial_blink_fraction=args.partial_fraction,
+    )
     stream = SyntheticStream(cfg)
     truth = write_stream(stream, args.out)
     kind = "mono" if args.mono else "RGB"
-    print(f"wrote {args.out} ({cfg.n_frames} frames, {cfg.height}x{cfg.width} {kind} "
-          f"{cfg.bit_depth}-bit, {cfg.fps:g} frames/s, {len(stream.truth.blinks)} blinks); "
-          f"ground truth: {truth}")
+    print(
+        f"wrote {args.out} ({cfg.n_frames} frames, {cfg.height}x{cfg.width} {kind} "
+        f"{cfg.bit_depth}-bit, {cfg.fps:g} frames/s, {len(stream.truth.blinks)} blinks); "
+        f"ground truth: {truth}"
+    )
     return EXIT_OK
 
 
@@ -207,13 +266,25 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def add_demo(sub: Any) -> None:
     """``tfll demo``: napari with the TFLL Live dock streaming the synthetic camera."""
-    p = sub.add_parser("demo", parents=[COMMON], help="open napari streaming the synthetic camera",
-                       description="Open napari with the TFLL Live dock already streaming and "
-                       "tracking the embedded synthetic interferometer camera.")
-    p.add_argument("--fps", type=_positive(float), default=45.0,
-                   help="frame rate of the synthetic camera (default 45)")
-    p.add_argument("--duration", metavar="S", type=_positive(float),
-                   help="close the window after S seconds (default: when you close it)")
+    p = sub.add_parser(
+        "demo",
+        parents=[COMMON],
+        help="open napari streaming the synthetic camera",
+        description="Open napari with the TFLL Live dock already streaming and "
+        "tracking the embedded synthetic interferometer camera.",
+    )
+    p.add_argument(
+        "--fps",
+        type=_positive(float),
+        default=45.0,
+        help="frame rate of the synthetic camera (default 45)",
+    )
+    p.add_argument(
+        "--duration",
+        metavar="S",
+        type=_positive(float),
+        help="close the window after S seconds (default: when you close it)",
+    )
     p.set_defaults(run=run_demo)
 
 
@@ -239,26 +310,55 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def add_live(sub: Any) -> None:
     """``tfll live``: headless live acquisition, tracking and recording."""
-    p = sub.add_parser("live", parents=[COMMON], help="track (and record) a camera live, headless",
-                       description="Acquire from a Micro-Manager camera (default: the synthetic "
-                       "interferometer), track every frame and optionally record; Ctrl-C stops "
-                       "and finalises the recording.")
+    p = sub.add_parser(
+        "live",
+        parents=[COMMON],
+        help="track (and record) a camera live, headless",
+        description="Acquire from a Micro-Manager camera (default: the synthetic "
+        "interferometer), track every frame and optionally record; Ctrl-C stops "
+        "and finalises the recording.",
+    )
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--config", metavar="CFG", type=Path,
-                        help="Micro-Manager configuration file (default: the synthetic camera)")
-    source.add_argument("--replay", metavar="PATH", type=Path,
-                        help="replay a recorded stream (anything tfll analyze reads) as the camera")
-    p.add_argument("--record", metavar="OUT", type=Path,
-                   help="record to OUT (never overwritten: a free name is picked and reported)")
-    p.add_argument("--format", choices=("ome-zarr", "ome-tiff"), default="ome-zarr",
-                   help="recording format (default ome-zarr)")
-    p.add_argument("--duration", metavar="S", type=_positive(float),
-                   help="stop after S seconds (default: at Ctrl-C or the end of a replay)")
-    p.add_argument("--fps", type=_positive(float),
-                   help="synthetic camera frame rate (default 45); for --replay, overrides the "
-                   "file's rate")
-    p.add_argument("--fast", action="store_true",
-                   help="replay as fast as tracking goes instead of at the recorded rate")
+    source.add_argument(
+        "--config",
+        metavar="CFG",
+        type=Path,
+        help="Micro-Manager configuration file (default: the synthetic camera)",
+    )
+    source.add_argument(
+        "--replay",
+        metavar="PATH",
+        type=Path,
+        help="replay a recorded stream (anything tfll analyze reads) as the camera",
+    )
+    p.add_argument(
+        "--record",
+        metavar="OUT",
+        type=Path,
+        help="record to OUT (never overwritten: a free name is picked and reported)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("ome-zarr", "ome-tiff"),
+        default="ome-zarr",
+        help="recording format (default ome-zarr)",
+    )
+    p.add_argument(
+        "--duration",
+        metavar="S",
+        type=_positive(float),
+        help="stop after S seconds (default: at Ctrl-C or the end of a replay)",
+    )
+    p.add_argument(
+        "--fps",
+        type=_positive(float),
+        help="synthetic camera frame rate (default 45); for --replay, overrides the file's rate",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="replay as fast as tracking goes instead of at the recorded rate",
+    )
     p.set_defaults(run=run_live)
 
 
@@ -274,13 +374,22 @@ def run_live(args: argparse.Namespace) -> int:
 
 def add_report(sub: Any) -> None:
     """``tfll report RESULTS_DIR``: the session report as one self-contained HTML page."""
-    p = sub.add_parser("report", parents=[COMMON], help="write an HTML session report",
-                       description="Write one self-contained HTML page (plots inline, no "
-                       "network) from an analysis folder's results.json and frames.csv.")
-    p.add_argument("results_dir", metavar="RESULTS_DIR", type=Path,
-                   help="folder written by tfll analyze (or a recording's analysis)")
-    p.add_argument("--out", metavar="FILE", type=Path,
-                   help="output file (default: RESULTS_DIR/report.html)")
+    p = sub.add_parser(
+        "report",
+        parents=[COMMON],
+        help="write an HTML session report",
+        description="Write one self-contained HTML page (plots inline, no "
+        "network) from an analysis folder's results.json and frames.csv.",
+    )
+    p.add_argument(
+        "results_dir",
+        metavar="RESULTS_DIR",
+        type=Path,
+        help="folder written by tfll analyze (or a recording's analysis)",
+    )
+    p.add_argument(
+        "--out", metavar="FILE", type=Path, help="output file (default: RESULTS_DIR/report.html)"
+    )
     p.set_defaults(run=run_report)
 
 
@@ -296,15 +405,17 @@ def run_report(args: argparse.Namespace) -> int:
 
 # -- the command ----------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo, add_live,
-                                            add_report]
+SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo, add_live, add_report]
 """Registration functions, one per subcommand, in the order ``tfll --help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``tfll`` parser with every subcommand registered."""
-    parser = _Parser(prog="tfll", parents=[COMMON],
-                     description="Real-time tracking of the tear film lipid layer.")
+    parser = _Parser(
+        prog="tfll",
+        parents=[COMMON],
+        description="Real-time tracking of the tear film lipid layer.",
+    )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
@@ -337,8 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if debug:
             traceback.print_exc()
-        print(f"tfll: error: unexpected {type(e).__name__}: {one_line(e)} (run with --debug "
-              "for the traceback)", file=sys.stderr)
+        print(
+            f"tfll: error: unexpected {type(e).__name__}: {one_line(e)} (run with --debug "
+            "for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
 
 

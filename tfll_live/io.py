@@ -716,6 +716,9 @@ def _zarr_times(group: Any, attrs: dict[str, Any], n: int) -> np.ndarray | None:
 # -- analysis output ----------------------------------------------------------------------------
 
 
+MAX_TRACKS_PER_FRAME = 64  # bounds tracks.csv (~1.5 kB a frame) while showing every track's life
+
+
 class AnalysisWriter:
     """Writes one analysis: frames.csv row by row as frames are tracked, results.json at the end.
 
@@ -742,13 +745,31 @@ class AnalysisWriter:
         self._csv_file = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self._csv.writerow(FRAME_COLUMNS)
+        # the tracked features, for inspecting a recording frame by frame (napari reader)
+        self._tracks_file = open(self.out_dir / "tracks.csv", "w", encoding="utf-8")  # noqa: SIM115
+        self._tracks_file.write("frame,point_id,x_px,y_px,dy_px\n")
 
     def write(self, result: FrameResult) -> None:
-        """Append one frame's row."""
+        """Append one frame's row, and its tracked features (at most ``MAX_TRACKS_PER_FRAME``)."""
         self._csv.writerow(result.csv_row())
+        n = min(len(result.point_ids), MAX_TRACKS_PER_FRAME)
+        if n:
+            keep = np.argsort(result.point_ids, kind="stable")[:n]  # the longest-lived tracks
+            rows = np.column_stack(
+                [
+                    np.full(n, result.frame),
+                    result.point_ids[keep],
+                    result.points[keep],
+                    result.point_dy_px[keep],
+                ]
+            )
+            np.savetxt(
+                self._tracks_file, rows, fmt=("%d", "%d", "%.2f", "%.2f", "%.2f"), delimiter=","
+            )
         self.n_frames += 1
         if self.n_frames % self._flush_every == 0:
             self._csv_file.flush()
+            self._tracks_file.flush()
 
     def results(self, summary: Summary, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Build the results.json document (``extra`` adds fields, never replaces any)."""
@@ -761,7 +782,11 @@ class AnalysisWriter:
             "channels": self.frame_shape[2] if len(self.frame_shape) == 3 else 1,
             "blinks": [b.to_json() for b in summary.blinks],
             "intervals": [iv.to_json() for iv in summary.intervals],
-            "blink_stats": blink_stats(summary.blinks, self.fps, self.n_frames).to_json(),
+            "blink_stats": (
+                blink_stats(summary.blinks, self.fps, self.n_frames).to_json()
+                if self.n_frames
+                else None
+            ),
             "thickness": summary.thickness,
         }
         clash = set(doc) & set(extra or {})
@@ -774,6 +799,7 @@ class AnalysisWriter:
         """Finish frames.csv and, given the summary, write results.json (tmp file + rename)."""
         if not self._csv_file.closed:
             self._csv_file.close()
+            self._tracks_file.close()
         if summary is None:
             return
         doc = _json_safe(self.results(summary, extra))

@@ -72,8 +72,11 @@ class DecayFit:
 
     def to_json(self) -> dict[str, float | str]:
         """Plain dict with the derived tau and initial velocity."""
-        return {**asdict(self), "tau_s": self.tau_s,
-                "initial_velocity_px_s": self.initial_velocity_px_s}
+        return {
+            **asdict(self),
+            "tau_s": self.tau_s,
+            "initial_velocity_px_s": self.initial_velocity_px_s,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +125,17 @@ class SpreadKinetics:
             "noise_px": self.noise_px,
             "n_points": self.n_points,
             "duration_s": self.duration_s,
-            "fits": {"paper": self.paper.to_json(),
-                     "drift": None if self.drift is None else self.drift.to_json()},
+            "fits": {
+                "paper": self.paper.to_json(),
+                "drift": None if self.drift is None else self.drift.to_json(),
+            },
         }
 
 
 # -- fitting ----------------------------------------------------------------------------------
-def _sse_for_rates(t: np.ndarray, y: np.ndarray, b: np.ndarray, drift: bool
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _sse_for_rates(
+    t: np.ndarray, y: np.ndarray, b: np.ndarray, drift: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Residual sum of squares and linear coefficients for each rate in ``b``.
 
     ``y`` should be centred, for conditioning. Coefficients are (a, c) or (a, c, d) per rate.
@@ -212,9 +218,17 @@ def _decay_fit(t: np.ndarray, y: np.ndarray, drift: bool) -> DecayFit | None:
     n, k = t.size, (4 if drift else 3)
     sst = float(np.sum((y - ym) ** 2))
     log_term = n * np.log(max(sse, 1e-12 * max(sst, 1e-12)) / n)
-    return DecayFit(DRIFT_MODEL if drift else PAPER_MODEL, a, b, c, d, sse,
-                    1.0 - sse / sst if sst > 0 else 0.0,
-                    float(log_term + 2 * k), float(log_term + k * np.log(n)))
+    return DecayFit(
+        DRIFT_MODEL if drift else PAPER_MODEL,
+        a,
+        b,
+        c,
+        d,
+        sse,
+        1.0 - sse / sst if sst > 0 else 0.0,
+        float(log_term + 2 * k),
+        float(log_term + k * np.log(n)),
+    )
 
 
 def fit_exponential(t_s: np.ndarray, y_px: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -231,8 +245,12 @@ def fit_exponential(t_s: np.ndarray, y_px: np.ndarray) -> tuple[float, float, fl
 
 
 # -- spread time --------------------------------------------------------------------------------
-def local_velocity(t_s: np.ndarray, y_px: np.ndarray, fraction: float = SMOOTH_FRACTION,
-                   min_half_s: float = SMOOTH_MIN_S) -> np.ndarray:
+def local_velocity(
+    t_s: np.ndarray,
+    y_px: np.ndarray,
+    fraction: float = SMOOTH_FRACTION,
+    min_half_s: float = SMOOTH_MIN_S,
+) -> np.ndarray:
     """Slope dy/dt (px/s) at each sample by local linear regression over a widening window.
 
     ``t_s`` counts from the eye opening (the window widens with it). The window at t spans
@@ -288,8 +306,9 @@ def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[flo
     return rho, float(max(n_eff, 6.0))
 
 
-def analyze_spread(t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHOLD
-                   ) -> SpreadKinetics | None:
+def analyze_spread(
+    t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHOLD
+) -> SpreadKinetics | None:
     """Kinetics of one interval's displacement ``y_px`` at ``t_s`` (s since eye opening).
 
     None when the interval is too short or no decay could be fitted.
@@ -307,8 +326,9 @@ def analyze_spread(t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHO
     rho, n_eff = _effective_samples(t, y, paper or drift)  # type: ignore[arg-type]
     delta = 0.0
     if paper is not None and drift is not None:
-        delta = float(n_eff * np.log(max(paper.sse, 1e-300) / max(drift.sse, 1e-300))
-                      - np.log(n_eff))  # one more parameter, over n_eff independent samples
+        delta = float(
+            n_eff * np.log(max(paper.sse, 1e-300) / max(drift.sse, 1e-300)) - np.log(n_eff)
+        )  # one more parameter, over n_eff independent samples
     chosen = drift if drift is not None and (paper is None or delta > 0) else paper
     assert chosen is not None
     measured = _spread_time(t, y, chosen, threshold)

@@ -67,8 +67,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def decimate(x: np.ndarray, y: np.ndarray, columns: int = MAX_POINTS // 2
-             ) -> tuple[np.ndarray, np.ndarray]:
+def decimate(
+    x: np.ndarray, y: np.ndarray, columns: int = MAX_POINTS // 2
+) -> tuple[np.ndarray, np.ndarray]:
     """At most ``2*columns`` points: the min and max of ``y`` in each of ``columns`` x-bins.
 
     NaNs split a curve into pieces, so they are kept (one per bin that has only NaN).
@@ -127,8 +128,9 @@ class Plot:
             fy = 1.0 - fy
         return px, top + fy * (self.height - top - bottom)
 
-    def line(self, x: np.ndarray, y: np.ndarray, colour: str, width: float = 1.2,
-             dash: str = "") -> None:
+    def line(
+        self, x: np.ndarray, y: np.ndarray, colour: str, width: float = 1.2, dash: str = ""
+    ) -> None:
         """A polyline, broken at NaNs."""
         x, y = decimate(np.asarray(x, float), np.asarray(y, float))
         px, py = self._px(x, y)
@@ -138,52 +140,80 @@ class Plot:
         for run in runs:
             if run.size > 1 and ok[run[0]]:
                 pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px[run], py[run], strict=True))
-                self._parts.append(f'<polyline fill="none" stroke="{colour}" '
-                                   f'stroke-width="{width}"{style} points="{pts}"/>')
+                self._parts.append(
+                    f'<polyline fill="none" stroke="{colour}" '
+                    f'stroke-width="{width}"{style} points="{pts}"/>'
+                )
 
     def dots(self, x: np.ndarray, y: np.ndarray, colour: str, r: float = 1.4) -> None:
         """Markers (decimated like lines)."""
         x, y = decimate(np.asarray(x, float), np.asarray(y, float))
         px, py = self._px(x, y)
-        self._parts.extend(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="{r}" fill="{colour}"/>'
-                           for a, b in zip(px, py, strict=True) if math.isfinite(b))
+        self._parts.extend(
+            f'<circle cx="{a:.1f}" cy="{b:.1f}" r="{r}" fill="{colour}"/>'
+            for a, b in zip(px, py, strict=True)
+            if math.isfinite(b)
+        )
 
-    def span(self, x0: float, x1: float, colour: str, title: str = "",
-             y0: float | None = None, y1: float | None = None) -> None:
+    def span(
+        self,
+        x0: float,
+        x1: float,
+        colour: str,
+        title: str = "",
+        y0: float | None = None,
+        y1: float | None = None,
+    ) -> None:
         """A shaded band between two x values (full height unless y0/y1 are given)."""
         lo, hi = self.y_range
-        px, py = self._px(np.array([x0, x1]), np.array([lo if y0 is None else y0,
-                                                        hi if y1 is None else y1]))
+        px, py = self._px(
+            np.array([x0, x1]), np.array([lo if y0 is None else y0, hi if y1 is None else y1])
+        )
         top, h = min(py), abs(py[1] - py[0])
         tip = f"<title>{html.escape(title)}</title>" if title else ""
         wide = max(px[1] - px[0], 1.0)
-        self._parts.append(f'<rect x="{px[0]:.1f}" y="{top:.1f}" width="{wide:.1f}"'
-                           f' height="{h:.1f}" fill="{colour}">{tip}</rect>')
+        self._parts.append(
+            f'<rect x="{px[0]:.1f}" y="{top:.1f}" width="{wide:.1f}"'
+            f' height="{h:.1f}" fill="{colour}">{tip}</rect>'
+        )
 
     def svg(self, title: str = "") -> str:
         """The finished SVG element with axes, ticks and labels."""
         left, right, top, bottom = self._m
         w, h = self.width, self.height
-        axes = [f'<rect x="{left}" y="{top}" width="{w - left - right}" '
-                f'height="{h - top - bottom}" fill="none" stroke="#999"/>']
+        axes = [
+            f'<rect x="{left}" y="{top}" width="{w - left - right}" '
+            f'height="{h - top - bottom}" fill="none" stroke="#999"/>'
+        ]
         for tx in _nice_ticks(*self.x_range, n=8):
             px, _ = self._px(np.array([tx]), np.array([self.y_range[0]]))
-            axes.append(f'<line x1="{px[0]:.1f}" x2="{px[0]:.1f}" y1="{h - bottom}" '
-                        f'y2="{h - bottom + 4}" stroke="#999"/><text x="{px[0]:.1f}" '
-                        f'y="{h - bottom + 15}" text-anchor="middle">{tx:g}</text>')
+            axes.append(
+                f'<line x1="{px[0]:.1f}" x2="{px[0]:.1f}" y1="{h - bottom}" '
+                f'y2="{h - bottom + 4}" stroke="#999"/><text x="{px[0]:.1f}" '
+                f'y="{h - bottom + 15}" text-anchor="middle">{tx:g}</text>'
+            )
         for ty in _nice_ticks(*self.y_range, n=4) if self.y_ticks else []:
             _, py = self._px(np.array([self.x_range[0]]), np.array([ty]))
-            axes.append(f'<line x1="{left - 4}" x2="{left}" y1="{py[0]:.1f}" y2="{py[0]:.1f}" '
-                        f'stroke="#999"/><text x="{left - 6}" y="{py[0] + 4:.1f}" '
-                        f'text-anchor="end">{ty:g}</text>')
-        axes.append(f'<text x="{(left + w - right) / 2}" y="{h - 3}" text-anchor="middle">'
-                    f'{html.escape(self.x_label)}</text>')
-        axes.append(f'<text x="12" y="{(top + h - bottom) / 2}" text-anchor="middle" '
-                    f'transform="rotate(-90 12 {(top + h - bottom) / 2})">'
-                    f'{html.escape(self.y_label)}</text>')
+            axes.append(
+                f'<line x1="{left - 4}" x2="{left}" y1="{py[0]:.1f}" y2="{py[0]:.1f}" '
+                f'stroke="#999"/><text x="{left - 6}" y="{py[0] + 4:.1f}" '
+                f'text-anchor="end">{ty:g}</text>'
+            )
+        axes.append(
+            f'<text x="{(left + w - right) / 2}" y="{h - 3}" text-anchor="middle">'
+            f"{html.escape(self.x_label)}</text>"
+        )
+        axes.append(
+            f'<text x="12" y="{(top + h - bottom) / 2}" text-anchor="middle" '
+            f'transform="rotate(-90 12 {(top + h - bottom) / 2})">'
+            f"{html.escape(self.y_label)}</text>"
+        )
         label = f' aria-label="{html.escape(title)}"' if title else ""
-        return (f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img"{label}>'
-                + "".join(self._parts + axes) + "</svg>")
+        return (
+            f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img"{label}>'
+            + "".join(self._parts + axes)
+            + "</svg>"
+        )
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -208,15 +238,18 @@ def load_session(results_dir: str | Path) -> _Session:
         frames: dict[str, np.ndarray] | None = read_frames_csv(path)
     except StreamError as e:
         frames = None
-        missing.append(f"frames.csv could not be used ({e}): no curves, thickness or per-frame "
-                       "times; the numbers below come from results.json alone")
+        missing.append(
+            f"frames.csv could not be used ({e}): no curves, thickness or per-frame "
+            "times; the numbers below come from results.json alone"
+        )
     if "incomplete" in results:
         missing.append(f"the analysis stopped early: {results['incomplete'].get('reason', '')}")
     return _Session(results, frames, missing)
 
 
-def _interval_series(frames: dict[str, np.ndarray], iv: dict[str, Any]
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _interval_series(
+    frames: dict[str, np.ndarray], iv: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Times since the interval's first frame, displacement, thickness of one interval."""
     f = frames["frame"]
     sel = (f >= iv["start_frame"]) & (f <= iv["end_frame"]) & (frames["state"] == "open")
@@ -250,18 +283,19 @@ def build_report(results_dir: str | Path) -> str:
         times = None
     stats = blink_stats(res["blinks"], fps, max(n_frames, 1), time_s=times)
     kinetics = _kinetics(session)
-    thick = (thickness_summary(frames["lipid_thickness_nm"].tolist())
-             if frames is not None else None)
+    thick = thickness_summary(frames["lipid_thickness_nm"].tolist()) if frames is not None else None
 
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>TFLL session report: {html.escape(str(res.get('source', '')))}</title>"
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>Tear film lipid layer: session report</h1>"
-             f"<p><b>{html.escape(str(res.get('source', '')))}</b> — {fmt(n_frames)} frames at "
-             f"{fmt(fps, 'frames/s', 1)}, {fmt(stats.duration_s, 's', 1)}, frame "
-             f"{'×'.join(str(v) for v in res.get('frame_shape', []))} px. "
-             f"<span class='muted'>tfll-live {__version__}, {html.escape(str(res['schema']))}"
-             f"</span></p>"]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>TFLL session report: {html.escape(str(res.get('source', '')))}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Tear film lipid layer: session report</h1>"
+        f"<p><b>{html.escape(str(res.get('source', '')))}</b> — {fmt(n_frames)} frames at "
+        f"{fmt(fps, 'frames/s', 1)}, {fmt(stats.duration_s, 's', 1)}, frame "
+        f"{'×'.join(str(v) for v in res.get('frame_shape', []))} px. "
+        f"<span class='muted'>tfll-live {__version__}, {html.escape(str(res['schema']))}"
+        f"</span></p>",
+    ]
     parts += [f"<p class='note'>Missing: {html.escape(m)}</p>" for m in session.missing]
     parts.append(_summary_table(stats, kinetics, thick, res))
     parts.append(_timeline(res, stats, fps, times))
@@ -290,8 +324,12 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _summary_table(stats: BlinkStats, kinetics: list[dict[str, Any] | None],
-                   thick: dict[str, float | int] | None, res: dict[str, Any]) -> str:
+def _summary_table(
+    stats: BlinkStats,
+    kinetics: list[dict[str, Any] | None],
+    thick: dict[str, float | int] | None,
+    res: dict[str, Any],
+) -> str:
     ks = [k for k in kinetics if k]
     ibi = stats.to_json()["inter_blink_interval_s"]
     dur = stats.to_json()["blink_duration_s"]
@@ -300,44 +338,70 @@ def _summary_table(stats: BlinkStats, kinetics: list[dict[str, Any] | None],
     rows = [
         ("Blinks", fmt(stats.n_blinks), f"{fmt(stats.n_partial)} partial"),
         ("Blink rate", fmt(stats.blink_rate_per_min, "/min", 1), ""),
-        ("Partial blinks", fmt(None if stats.partial_share is None
-                               else 100 * stats.partial_share, "%", 0), ""),
-        ("Inter-blink interval (median)", fmt(ibi["median"], "s"),  # type: ignore[index]
-         f"mean {fmt(ibi['mean'], 's')}, sd {fmt(ibi['sd'], 's')}"),  # type: ignore[index]
+        (
+            "Partial blinks",
+            fmt(None if stats.partial_share is None else 100 * stats.partial_share, "%", 0),
+            "",
+        ),
+        (
+            "Inter-blink interval (median)",
+            fmt(ibi["median"], "s"),  # type: ignore[index]
+            f"mean {fmt(ibi['mean'], 's')}, sd {fmt(ibi['sd'], 's')}",
+        ),  # type: ignore[index]
         ("Blink duration (median)", fmt(dur["median"], "s", 3), ""),  # type: ignore[index]
         ("Intervals", fmt(len(res["intervals"])), f"{fmt(len(ks))} with kinetics"),
-        ("Spread time (median)", fmt(_median(k["spread_time_s"] for k in ks), "s"),
-         f"{fmt(n_cens)} censored (layer still moving at the next blink)"),
+        (
+            "Spread time (median)",
+            fmt(_median(k["spread_time_s"] for k in ks), "s"),
+            f"{fmt(n_cens)} censored (layer still moving at the next blink)",
+        ),
         ("Time constant τ (median)", fmt(_median(k["tau_s"] for k in ks), "s"), ""),
-        ("Initial velocity (median)",
-         fmt(_median(k["initial_velocity_px_s"] for k in ks), "px/s", 1), "upward"),
+        (
+            "Initial velocity (median)",
+            fmt(_median(k["initial_velocity_px_s"] for k in ks), "px/s", 1),
+            "upward",
+        ),
         ("Drift model chosen", f"{fmt(n_drift)} of {fmt(len(ks))}", "by BIC"),
-        ("Lipid thickness (median)", fmt(None if thick is None else thick["median_nm"], "nm", 0),
-         "" if thick is None else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over "
-         f"{fmt(thick['n_frames'])} frames"),
+        (
+            "Lipid thickness (median)",
+            fmt(None if thick is None else thick["median_nm"], "nm", 0),
+            ""
+            if thick is None
+            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} frames",
+        ),
     ]
     return "<h2>Summary</h2>" + _table(("Measure", "Value", ""), rows)
 
 
-def _timeline(res: dict[str, Any], stats: BlinkStats, fps: float,
-              times: np.ndarray | None) -> str:
+def _timeline(res: dict[str, Any], stats: BlinkStats, fps: float, times: np.ndarray | None) -> str:
     def at(frame: int) -> float:
         return float(times[min(frame, times.size - 1)]) if times is not None else frame / fps
 
-    plot = Plot((0.0, stats.duration_s), (0.0, 1.0), height=90, x_label="time (s)",
-                y_ticks=False, y_pad=0.0)
+    plot = Plot(
+        (0.0, stats.duration_s), (0.0, 1.0), height=90, x_label="time (s)", y_ticks=False, y_pad=0.0
+    )
     for iv in res["intervals"]:
-        plot.span(at(iv["start_frame"]), at(iv["end_frame"]) + 1 / fps, "#dfeedd",
-                  f"interval {iv['start_frame']}-{iv['end_frame']}")
+        plot.span(
+            at(iv["start_frame"]),
+            at(iv["end_frame"]) + 1 / fps,
+            "#dfeedd",
+            f"interval {iv['start_frame']}-{iv['end_frame']}",
+        )
     for b in res["blinks"]:
         kind = "complete" if b["complete"] else "partial"
-        plot.span(at(b["start_frame"]), at(b["end_frame"]) + 1 / fps,
-                  "#333" if b["complete"] else "#e08a00",
-                  f"{kind} blink, frames {b['start_frame']}-{b['end_frame']}",
-                  y0=0.0 if b["complete"] else 0.5, y1=1.0)
-    return ("<h2>Blink timeline</h2><p class='muted'>Complete blinks dark (full height), "
-            "partial blinks orange (half height), open-eye intervals green.</p>"
-            + plot.svg("blink timeline"))
+        plot.span(
+            at(b["start_frame"]),
+            at(b["end_frame"]) + 1 / fps,
+            "#333" if b["complete"] else "#e08a00",
+            f"{kind} blink, frames {b['start_frame']}-{b['end_frame']}",
+            y0=0.0 if b["complete"] else 0.5,
+            y1=1.0,
+        )
+    return (
+        "<h2>Blink timeline</h2><p class='muted'>Complete blinks dark (full height), "
+        "partial blinks orange (half height), open-eye intervals green.</p>"
+        + plot.svg("blink timeline")
+    )
 
 
 def _displacement(frames: dict[str, np.ndarray], res: dict[str, Any]) -> str:
@@ -345,31 +409,45 @@ def _displacement(frames: dict[str, np.ndarray], res: dict[str, Any]) -> str:
     ok = np.isfinite(y)
     if not ok.any():
         return "<h2>Lipid displacement</h2><p class='note'>No lipid displacement in frames.csv.</p>"
-    plot = Plot((float(np.nanmin(t)), float(np.nanmax(t))),
-                (float(np.nanmin(y[ok])), float(np.nanmax(y[ok]))),
-                x_label="time (s)", y_label="lipid dy (px)")
+    plot = Plot(
+        (float(np.nanmin(t)), float(np.nanmax(t))),
+        (float(np.nanmin(y[ok])), float(np.nanmax(y[ok]))),
+        x_label="time (s)",
+        y_label="lipid dy (px)",
+    )
     plot.line(t, y, "#1f5fa8")
-    return ("<h2>Lipid displacement over the session</h2><p class='muted'>Vertical displacement "
-            "of the layer relative to the eye since each interval's start (negative: upward).</p>"
-            + plot.svg("lipid displacement"))
+    return (
+        "<h2>Lipid displacement over the session</h2><p class='muted'>Vertical displacement "
+        "of the layer relative to the eye since each interval's start (negative: upward).</p>"
+        + plot.svg("lipid displacement")
+    )
 
 
 def _thickness(frames: dict[str, np.ndarray]) -> str:
     t, d = frames["time_s"], frames["lipid_thickness_nm"]
     if not np.isfinite(d).any():
-        return ("<h2>Lipid layer thickness</h2><p class='note'>No thickness in frames.csv: "
-                "a mono camera gives none (thickness needs colour), or it was not estimated."
-                "</p>")
+        return (
+            "<h2>Lipid layer thickness</h2><p class='note'>No thickness in frames.csv: "
+            "a mono camera gives none (thickness needs colour), or it was not estimated."
+            "</p>"
+        )
     lo, hi = np.nanpercentile(d, [1, 99])
-    plot = Plot((float(np.nanmin(t)), float(np.nanmax(t))), (float(lo) - 5, float(hi) + 5),
-                x_label="time (s)", y_label="thickness (nm)")
+    plot = Plot(
+        (float(np.nanmin(t)), float(np.nanmax(t))),
+        (float(lo) - 5, float(hi) + 5),
+        x_label="time (s)",
+        y_label="thickness (nm)",
+    )
     plot.line(t, d, "#8a3ab9")
-    return ("<h2>Lipid layer thickness</h2><p class='muted'>Median over the tracked region, "
-            "per frame.</p>" + plot.svg("lipid thickness"))
+    return (
+        "<h2>Lipid layer thickness</h2><p class='muted'>Median over the tracked region, "
+        "per frame.</p>" + plot.svg("lipid thickness")
+    )
 
 
-def _interval_plots(frames: dict[str, np.ndarray], res: dict[str, Any],
-                    kinetics: list[dict[str, Any] | None]) -> str:
+def _interval_plots(
+    frames: dict[str, np.ndarray], res: dict[str, Any], kinetics: list[dict[str, Any] | None]
+) -> str:
     figs = []
     for k, (iv, kin) in enumerate(zip(res["intervals"], kinetics, strict=True)):
         if k >= MAX_INTERVAL_PLOTS:
@@ -378,75 +456,139 @@ def _interval_plots(frames: dict[str, np.ndarray], res: dict[str, Any],
         ok = np.isfinite(y)
         if ok.sum() < 2:
             continue
-        plot = Plot((0.0, float(t[-1])), (float(y[ok].min()), float(y[ok].max())),
-                    width=300, height=170, x_label="s since opening", y_label="dy (px)")
+        plot = Plot(
+            (0.0, float(t[-1])),
+            (float(y[ok].min()), float(y[ok].max())),
+            width=300,
+            height=170,
+            x_label="s since opening",
+            y_label="dy (px)",
+        )
         plot.dots(t, y, "#7a9cc6")
         tt = np.linspace(0.0, float(t[-1]), 80)
         if kin:
             for name, colour, dash in (("paper", "#c0392b", ""), ("drift", "#2e7d32", "4 3")):
                 f = kin["fits"].get(name)
                 if f:
-                    plot.line(tt, f["a"] * np.exp(-f["b"] * tt) + f["c"] + f["d"] * tt,
-                              colour, 1.6, dash)
-        caption = (f"#{k}: τ {fmt(kin['tau_s'], 's')}, spread "
-                   f"{fmt(kin['spread_time_s'], 's')}, {kin['model']}" if kin else f"#{k}: no fit")
-        figs.append(f"<figure>{plot.svg(f'interval {k}')}<figcaption>{html.escape(caption)}"
-                    "</figcaption></figure>")
+                    plot.line(
+                        tt, f["a"] * np.exp(-f["b"] * tt) + f["c"] + f["d"] * tt, colour, 1.6, dash
+                    )
+        caption = (
+            f"#{k}: τ {fmt(kin['tau_s'], 's')}, spread "
+            f"{fmt(kin['spread_time_s'], 's')}, {kin['model']}"
+            if kin
+            else f"#{k}: no fit"
+        )
+        figs.append(
+            f"<figure>{plot.svg(f'interval {k}')}<figcaption>{html.escape(caption)}"
+            "</figcaption></figure>"
+        )
     more = len(res["intervals"]) - MAX_INTERVAL_PLOTS
-    note = (f"<p class='muted'>First {MAX_INTERVAL_PLOTS} intervals drawn; all "
-            f"{len(res['intervals'])} are in the table.</p>") if more > 0 else ""
-    return ("<h2>Intervals: displacement and fits</h2><p class='muted'>Dots: measured "
-            "displacement; red: a·exp(−b·t)+c (paper); green dashed: a·exp(−b·t)+c+d·t "
-            "(with drift).</p>" + note + f"<div class='grid'>{''.join(figs)}</div>")
+    note = (
+        (
+            f"<p class='muted'>First {MAX_INTERVAL_PLOTS} intervals drawn; all "
+            f"{len(res['intervals'])} are in the table.</p>"
+        )
+        if more > 0
+        else ""
+    )
+    return (
+        "<h2>Intervals: displacement and fits</h2><p class='muted'>Dots: measured "
+        "displacement; red: a·exp(−b·t)+c (paper); green dashed: a·exp(−b·t)+c+d·t "
+        "(with drift).</p>" + note + f"<div class='grid'>{''.join(figs)}</div>"
+    )
 
 
-def _interval_table(res: dict[str, Any], kinetics: list[dict[str, Any] | None],
-                    frames: dict[str, np.ndarray] | None, fps: float) -> str:
+def _interval_table(
+    res: dict[str, Any],
+    kinetics: list[dict[str, Any] | None],
+    frames: dict[str, np.ndarray] | None,
+    fps: float,
+) -> str:
     rows = []
     for k, (iv, kin) in enumerate(zip(res["intervals"], kinetics, strict=True)):
         thick = None
         if frames is not None:
             thick = thickness_summary(_interval_series(frames, iv)[2].tolist())
         spread = iv.get("spread") or {}
-        st = "—" if not kin else (f"> {fmt(kin['duration_s'], 's')} (censored)"
-                                  if kin["spread_censored"] else fmt(kin["spread_time_s"], "s"))
-        rows.append((
-            f"{k}", fmt(iv["start_frame"] / fps, "s"),
-            fmt((iv["end_frame"] - iv["start_frame"] + 1) / fps, "s"),
-            "—" if not kin else ("drift" if kin["model"].endswith("d*t") else "paper"),
-            fmt(kin["tau_s"], "s") if kin else fmt(spread.get("tau_s"), "s"),
-            fmt(kin["amplitude_px"], "px", 1) if kin else fmt(spread.get("amplitude_px"), "px", 1),
-            fmt(kin["initial_velocity_px_s"], "px/s", 1) if kin else "—",
-            st,
-            fmt(kin["drift_px_s"], "px/s", 2) if kin else "—",
-            fmt(kin["delta_bic"], "", 1) if kin else "—",
-            fmt(spread.get("r2"), "", 3),
-            "—" if thick is None else f"{fmt(thick['median_nm'], 'nm', 0)} "
-            f"(IQR {fmt(thick['iqr_nm'], '', 0)})",
-        ))
-    return ("<h2>Intervals</h2>" + _table(
-        ("#", "start", "duration", "model", "τ", "amplitude", "initial velocity",
-         "spread time", "drift", "ΔBIC", "r² (paper fit)", "thickness"), rows))
+        st = (
+            "—"
+            if not kin
+            else (
+                f"> {fmt(kin['duration_s'], 's')} (censored)"
+                if kin["spread_censored"]
+                else fmt(kin["spread_time_s"], "s")
+            )
+        )
+        rows.append(
+            (
+                f"{k}",
+                fmt(iv["start_frame"] / fps, "s"),
+                fmt((iv["end_frame"] - iv["start_frame"] + 1) / fps, "s"),
+                "—" if not kin else ("drift" if kin["model"].endswith("d*t") else "paper"),
+                fmt(kin["tau_s"], "s") if kin else fmt(spread.get("tau_s"), "s"),
+                fmt(kin["amplitude_px"], "px", 1)
+                if kin
+                else fmt(spread.get("amplitude_px"), "px", 1),
+                fmt(kin["initial_velocity_px_s"], "px/s", 1) if kin else "—",
+                st,
+                fmt(kin["drift_px_s"], "px/s", 2) if kin else "—",
+                fmt(kin["delta_bic"], "", 1) if kin else "—",
+                fmt(spread.get("r2"), "", 3),
+                "—"
+                if thick is None
+                else f"{fmt(thick['median_nm'], 'nm', 0)} (IQR {fmt(thick['iqr_nm'], '', 0)})",
+            )
+        )
+    return "<h2>Intervals</h2>" + _table(
+        (
+            "#",
+            "start",
+            "duration",
+            "model",
+            "τ",
+            "amplitude",
+            "initial velocity",
+            "spread time",
+            "drift",
+            "ΔBIC",
+            "r² (paper fit)",
+            "thickness",
+        ),
+        rows,
+    )
 
 
 def _method(res: dict[str, Any]) -> str:
     rows = [
         ("Spread models", "a·exp(−b·t)+c (Kothapalli 2022); a·exp(−b·t)+c+d·t (King-Smith 2009)"),
-        ("Model choice", "BIC = n·ln(SSE/n) + k·ln(n); drift chosen when ΔBIC = BIC(paper) − "
-         "BIC(drift) > 0"),
-        ("Spread time", f"upward speed (local linear regression over ±max({SMOOTH_MIN_S} s, "
-         f"{SMOOTH_FRACTION:g}·t)) minus the fitted drift falls below {THRESHOLD:.0%} of its "
-         "initial value for good; censored when still above at the interval's end"),
+        (
+            "Model choice",
+            "BIC = n·ln(SSE/n) + k·ln(n); drift chosen when ΔBIC = BIC(paper) − BIC(drift) > 0",
+        ),
+        (
+            "Spread time",
+            f"upward speed (local linear regression over ±max({SMOOTH_MIN_S} s, "
+            f"{SMOOTH_FRACTION:g}·t)) minus the fitted drift falls below {THRESHOLD:.0%} of its "
+            "initial value for good; censored when still above at the interval's end",
+        ),
         ("Initial velocity", "the chosen model's upward speed at the eye's opening, a·b − d"),
-        ("Thickness", "thin-film model air / lipid (n 1.48) / aqueous (n 1.337), camera colour "
-         "response; gain and diffuse background fitted over many frames; median over the "
-         "tracked region per frame"),
-        ("Blink statistics", "rate = blinks per minute of session; inter-blink interval = end of "
-         "one blink to the start of the next; partial = lid did not cover the tracked region"),
+        (
+            "Thickness",
+            "thin-film model air / lipid (n 1.48) / aqueous (n 1.337), camera colour "
+            "response; gain and diffuse background fitted over many frames; median over the "
+            "tracked region per frame",
+        ),
+        (
+            "Blink statistics",
+            "rate = blinks per minute of session; inter-blink interval = end of "
+            "one blink to the start of the next; partial = lid did not cover the tracked region",
+        ),
         ("Timestamps", html.escape(str(res.get("timestamps", "frame rate")))),
     ]
     tracker = res.get("tracker")
     if isinstance(tracker, dict):
-        rows += [(f"tracker.{html.escape(str(k))}", html.escape(str(v)))
-                 for k, v in tracker.items()]
+        rows += [
+            (f"tracker.{html.escape(str(k))}", html.escape(str(v))) for k, v in tracker.items()
+        ]
     return "<h2>Method and parameters</h2>" + _table(("Parameter", "Value"), rows)

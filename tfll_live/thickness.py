@@ -129,8 +129,12 @@ class Calibration:
             raise ValueError("calibration failed: a channel has no positive response")
         film_gain = float(gain.mean())
         gain = gain / film_gain
-        return cls(tuple(map(float, gain)), tuple(map(float, off)), source,  # type: ignore[arg-type]
-                   film_gain)
+        return cls(
+            tuple(map(float, gain)),
+            tuple(map(float, off)),
+            source,  # type: ignore[arg-type]
+            film_gain,
+        )
 
     @classmethod
     def from_reference(
@@ -150,8 +154,13 @@ class Calibration:
 
     def to_json(self) -> dict[str, object]:
         """The calibration file's content."""
-        return {"schema": CALIBRATION_SCHEMA, "gain": list(self.gain),
-                "offset": list(self.offset), "film_gain": self.film_gain, "source": self.source}
+        return {
+            "schema": CALIBRATION_SCHEMA,
+            "gain": list(self.gain),
+            "offset": list(self.offset),
+            "film_gain": self.film_gain,
+            "source": self.source,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> Calibration:
@@ -165,8 +174,12 @@ class Calibration:
         film = d.get("film_gain")
         if film is not None and not float(film) > 0:  # type: ignore[arg-type]
             raise ValueError(f"film_gain must be positive, got {film}")
-        return cls(gain, offset, str(d.get("source", "")),  # type: ignore[arg-type]
-                   None if film is None else float(film))  # type: ignore[arg-type]
+        return cls(
+            gain,
+            offset,
+            str(d.get("source", "")),  # type: ignore[arg-type]
+            None if film is None else float(film),
+        )  # type: ignore[arg-type]
 
     def save(self, path: str | Path) -> Path:
         """Write the calibration as JSON."""
@@ -250,8 +263,7 @@ class ThicknessEstimator:
         self._rng = np.random.default_rng(self._seed)
         self._gain: float | None = None
         self._offsets: dict[int, np.ndarray] = {}
-        self._reservoir: deque[tuple[np.ndarray, np.ndarray]] = deque(
-            maxlen=self._reservoir_frames)
+        self._reservoir: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self._reservoir_frames)
         self._pushes = 0
         self._next_search = 0
         self.last: ThicknessFit | None = None
@@ -308,11 +320,15 @@ class ThicknessEstimator:
         labels, grp = np.unique(raw, return_inverse=True)
         candidates = []
         if self._gain is not None:
-            o0 = np.array([self._offsets[int(lab)] if int(lab) in self._offsets
-                           else _fit_offset(x[grp == j], self._gain, self)
-                           for j, lab in enumerate(labels)])
-            candidates.append(_alternate(x, grp, self._gain, o0, self, 4,
-                                         self._fixed_gain is None))
+            o0 = np.array(
+                [
+                    self._offsets[int(lab)]
+                    if int(lab) in self._offsets
+                    else _fit_offset(x[grp == j], self._gain, self)
+                    for j, lab in enumerate(labels)
+                ]
+            )
+            candidates.append(_alternate(x, grp, self._gain, o0, self, 4, self._fixed_gain is None))
         if self._pushes >= self._next_search:
             self._next_search = max(2 * self._pushes, self.refit_every)
             candidates.append(self._search(x, grp, len(labels)))
@@ -337,8 +353,9 @@ class ThicknessEstimator:
         q25, q75 = np.percentile(self._d[k], [25, 75])
         return misfit * (1.0 + ((q75 - q25) / LAYER_SPREAD_NM) ** 2)
 
-    def _search(self, x: np.ndarray, grp: np.ndarray, n_groups: int
-                ) -> tuple[float, np.ndarray, np.ndarray, float]:
+    def _search(
+        self, x: np.ndarray, grp: np.ndarray, n_groups: int
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """Global multi-start fit: several starting thicknesses and gains, best kept."""
         sub = self._rng.choice(len(x), min(len(x), 300), replace=False)
         xs, gs = x[sub], grp[sub]
@@ -346,12 +363,20 @@ class ThicknessEstimator:
         found: list[tuple[float, float, np.ndarray]] = []
         free = self._fixed_gain is None
         for d0 in range(10, len(self._d), 20):
-            gains = ([frac * scale / self._curve[d0].mean() for frac in (0.2, 0.35, 0.5, 0.7)]
-                     if self._fixed_gain is None else [self._fixed_gain])
+            gains = (
+                [frac * scale / self._curve[d0].mean() for frac in (0.2, 0.35, 0.5, 0.7)]
+                if self._fixed_gain is None
+                else [self._fixed_gain]
+            )
             for g0 in gains:
-                o0 = np.array([xs[gs == j].mean(0) - g0 * self._curve[d0] if np.any(gs == j)
-                               else x[grp == j].mean(0) - g0 * self._curve[d0]
-                               for j in range(n_groups)])
+                o0 = np.array(
+                    [
+                        xs[gs == j].mean(0) - g0 * self._curve[d0]
+                        if np.any(gs == j)
+                        else x[grp == j].mean(0) - g0 * self._curve[d0]
+                        for j in range(n_groups)
+                    ]
+                )
                 g, o, _, obj = _alternate(xs, gs, g0, o0, self, 6, free)
                 if g > 0 and np.isfinite(obj):
                     found.append((obj, g, o))
@@ -370,8 +395,9 @@ def _fit_offset(x: np.ndarray, gain: float, est: ThicknessEstimator) -> np.ndarr
     return o[0]
 
 
-def _assign(x: np.ndarray, grp: np.ndarray, gain: float, offsets: np.ndarray,
-            est: ThicknessEstimator) -> tuple[np.ndarray, np.ndarray]:
+def _assign(
+    x: np.ndarray, grp: np.ndarray, gain: float, offsets: np.ndarray, est: ThicknessEstimator
+) -> tuple[np.ndarray, np.ndarray]:
     """Nearest curve point (whitened distance) of every pixel: index and squared distance.
 
     Coarse to fine: every ``COARSE``-th point of the curve first, then the neighbours of the
@@ -400,8 +426,13 @@ def _group_sums(v: np.ndarray, grp: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _alternate(
-    x: np.ndarray, grp: np.ndarray, gain: float, offsets: np.ndarray,
-    est: ThicknessEstimator, iters: int, free_gain: bool,
+    x: np.ndarray,
+    grp: np.ndarray,
+    gain: float,
+    offsets: np.ndarray,
+    est: ThicknessEstimator,
+    iters: int,
+    free_gain: bool,
 ) -> tuple[float, np.ndarray, np.ndarray, float]:
     """Alternate nearest-point assignment and least squares for gain and group offsets.
 

@@ -43,8 +43,10 @@ class StatusLine:
         self._last = now
         tau = f"{stats.current_tau_s:.2f} s" if stats.current_tau_s is not None else "-"
         rec = f" | rec {stats.recorded} -> {recording.name}" if recording is not None else ""
-        text = (f"{stats.elapsed_s:6.1f} s | {stats.fps:5.1f} frames/s | {stats.tracked} tracked"
-                f" | {stats.dropped} dropped | {stats.eye_state or '-':5} | tau {tau}{rec}")
+        text = (
+            f"{stats.elapsed_s:6.1f} s | {stats.fps:5.1f} frames/s | {stats.tracked} tracked"
+            f" | {stats.dropped} dropped | {stats.eye_state or '-':5} | tau {tau}{rec}"
+        )
         if self.tty:
             self.stream.write("\r" + text.ljust(self._width))
             self._width = len(text)
@@ -68,8 +70,13 @@ def run_live(args: argparse.Namespace) -> int:
     """
     fps = getattr(args, "fps", None)
     synth = SynthConfig(fps=fps) if fps and args.replay is None else None
-    core = make_core(config=args.config, replay=args.replay, synth=synth, fps=fps,
-                     realtime=not getattr(args, "fast", False))
+    core = make_core(
+        config=args.config,
+        replay=args.replay,
+        synth=synth,
+        fps=fps,
+        realtime=not getattr(args, "fast", False),
+    )
     loop = CaptureLoop(core)
     taus: list[float] = []
     n_blinks = [0]
@@ -83,7 +90,8 @@ def run_live(args: argparse.Namespace) -> int:
     loop.events.blink.connect(lambda _b: n_blinks.__setitem__(0, n_blinks[0] + 1))
     loop.events.interval_fit.connect(on_interval)
     loop.events.recording_stopped.connect(
-        lambda _p, err: record_errors.append(err) if err else None)
+        lambda _p, err: record_errors.append(err) if err else None
+    )
     loop.events.stopped.connect(lambda _s: ended.set())
     errors: list[str] = []
     loop.events.error.connect(errors.append)
@@ -95,8 +103,11 @@ def run_live(args: argparse.Namespace) -> int:
         recording = loop.start_recording(args.record, args.format)
         asked = with_format_suffix(Path(args.record).expanduser(), args.format)
         if recording != asked:
-            print(f"tfll: {asked.name} (or its analysis folder {analysis_dir_for(asked).name}) "
-                  f"exists; recording to {recording}", file=sys.stderr)
+            print(
+                f"tfll: {asked.name} (or its analysis folder {analysis_dir_for(asked).name}) "
+                f"exists; recording to {recording}",
+                file=sys.stderr,
+            )
     try:
         loop.start()
     except BaseException as e:
@@ -120,20 +131,30 @@ def run_live(args: argparse.Namespace) -> int:
             stats = loop.stop(timeout_s=1.0)
         status.show(stats, None, force=True)
         status.finish()
-    how = ("stopped by Ctrl-C" if interrupted else "failed" if stats.state is LoopState.FAILED
-           else "end of the stream" if ended_by_itself else "duration reached")
+    how = (
+        "stopped by Ctrl-C"
+        if interrupted
+        else "failed"
+        if stats.state is LoopState.FAILED
+        else "end of the stream"
+        if ended_by_itself
+        else "duration reached"
+    )
     print(_summary(stats, n_blinks[0], taus, recording, how))
     for err in errors:
         print(f"tfll: error: {err}", file=sys.stderr)
     return EXIT_FAILED if errors or record_errors else EXIT_OK
 
 
-def _summary(stats: CaptureStats, n_blinks: int, taus: list[float], recording: Path | None,
-             how: str) -> str:
+def _summary(
+    stats: CaptureStats, n_blinks: int, taus: list[float], recording: Path | None, how: str
+) -> str:
     tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
     rec = f"; recorded {stats.recorded} frames -> {recording}" if recording is not None else ""
-    return (f"live ({how}): {stats.acquired} frames acquired, {stats.tracked} tracked, "
-            f"{stats.dropped} dropped in {stats.elapsed_s:.1f} s "
-            f"({stats.tracked / max(stats.elapsed_s, 1e-9):.1f} frames/s); latency median "
-            f"{stats.latency_ms_median:.1f} ms, p95 {stats.latency_ms_p95:.1f} ms; "
-            f"{n_blinks} blinks, {len(taus)} interval fits{tau}{rec}")
+    return (
+        f"live ({how}): {stats.acquired} frames acquired, {stats.tracked} tracked, "
+        f"{stats.dropped} dropped in {stats.elapsed_s:.1f} s "
+        f"({stats.tracked / max(stats.elapsed_s, 1e-9):.1f} frames/s); latency median "
+        f"{stats.latency_ms_median:.1f} ms, p95 {stats.latency_ms_p95:.1f} ms; "
+        f"{n_blinks} blinks, {len(taus)} interval fits{tau}{rec}"
+    )

@@ -241,8 +241,9 @@ class CaptureLoop:
                 raise RuntimeError(f"camera {label!r} did not start: {_one_line(e)}") from e
             self._started_at = time.perf_counter()
             self._state = LoopState.RUNNING
-            self._thread = threading.Thread(target=self._run, args=(run,), name="tfll-capture",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(run,), name="tfll-capture", daemon=True
+            )
             self._thread.start()
         self.events.started.emit()
 
@@ -373,8 +374,11 @@ class CaptureLoop:
     def _drain(self, run: _Run) -> str | None:
         """After a stop: process what is still in the buffer, until the deadline."""
         core = self._core
-        while (run is self._run_state and core.getRemainingImageCount() > 0
-               and time.perf_counter() < run.drain_deadline):
+        while (
+            run is self._run_state
+            and core.getRemainingImageCount() > 0
+            and time.perf_counter() < run.drain_deadline
+        ):
             if self._process_next():
                 break
         return None  # a stop is never an error

@@ -16,8 +16,9 @@ def bgra_to_rgb(img: np.ndarray) -> np.ndarray:
         chan = np.dtype(np.uint8 if img.dtype == np.uint32 else "<u2")
         img = np.ascontiguousarray(img).view(chan).reshape(*img.shape, 4)
     if img.ndim != 3 or img.shape[2] != 4:
-        raise ValueError(f"expected BGRA pixels (H, W, 4) or packed (H, W), got {img.shape} "
-                         f"{img.dtype}")
+        raise ValueError(
+            f"expected BGRA pixels (H, W, 4) or packed (H, W), got {img.shape} {img.dtype}"
+        )
     return np.ascontiguousarray(img[..., 2::-1]).astype(img.dtype.newbyteorder("="), copy=False)
 
 

@@ -31,8 +31,14 @@ class ReplayCamera(CameraDevice):
     ``File`` property when initialised. ``fps`` overrides the file's frame rate.
     """
 
-    def __init__(self, path: str | Path | None = None, *, realtime: bool = True,
-                 loop: bool = False, fps: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        realtime: bool = True,
+        loop: bool = False,
+        fps: float | None = None,
+    ) -> None:
         super().__init__()
         self._path = "" if path is None else str(path)
         self._realtime, self._loop, self._fps_arg = realtime, loop, fps

@@ -39,8 +39,10 @@ class TiffFrameWriter:
     def write(self, frame: np.ndarray, time_s: float) -> None:
         """Append one frame as a page (its directory included, so it survives a kill)."""
         if frame.shape != self.shape or frame.dtype != self.dtype:
-            raise ValueError(f"frame {frame.shape} {frame.dtype} does not match the recording "
-                             f"({self.shape} {self.dtype}): the camera changed mid-recording")
+            raise ValueError(
+                f"frame {frame.shape} {frame.dtype} does not match the recording "
+                f"({self.shape} {self.dtype}): the camera changed mid-recording"
+            )
         if self._broken:
             raise OSError(f"{self.path}: an earlier write failed")
         end, link = self._fh.tell(), getattr(self._tw, "_ifdoffset", None)
@@ -91,17 +93,21 @@ class TiffFrameWriter:
         shape = (n, h, w, 3) if self.rgb else (n, h, w)
         stored = (n, 1, 1, h, w, 3 if self.rgb else 1)
         dt = float(np.median(np.diff(self.times))) if n > 1 else None
-        meta: dict[str, Any] = {"Name": name, "Plane": {"DeltaT": list(self.times),
-                                                         "DeltaTUnit": ["s"] * n}}
+        meta: dict[str, Any] = {
+            "Name": name,
+            "Plane": {"DeltaT": list(self.times), "DeltaTUnit": ["s"] * n},
+        }
         if dt and dt > 0:
             meta.update(TimeIncrement=dt, TimeIncrementUnit="s")
         ome = tifffile.OmeXml()
         ome.addimage(self.dtype, shape, stored, axes="TYXS" if self.rgb else "TYX", **meta)
         values = "".join(
             f"<M K={quoteattr(k)}>{escape(v if isinstance(v, str) else json.dumps(v))}</M>"
-            for k, v in annotations.items())
+            for k, v in annotations.items()
+        )
         structured = (
             '<StructuredAnnotations><MapAnnotation ID="Annotation:0" Namespace="tfll">'
-            f"<Value>{values}</Value></MapAnnotation></StructuredAnnotations>")
+            f"<Value>{values}</Value></MapAnnotation></StructuredAnnotations>"
+        )
         xml = ome.tostring()
         return xml.replace("</OME>", structured + "</OME>")

@@ -26,8 +26,9 @@ _TIME_CHUNK = 4096
 _PAD = 64  # room in a zarr.json for the frame count to grow, rewritten in place
 
 
-def _array_meta(shape: list[int], chunks: list[int], dtype: np.dtype, fill: Any,
-                names: list[str]) -> dict[str, Any]:
+def _array_meta(
+    shape: list[int], chunks: list[int], dtype: np.dtype, fill: Any, names: list[str]
+) -> dict[str, Any]:
     return {
         "zarr_format": 3,
         "node_type": "array",
@@ -66,8 +67,9 @@ class _GrowingArrayMeta:
 def write_group_attrs(root: Path, attrs: dict[str, Any]) -> None:
     """(Re)write the group's zarr.json (via a temporary file and a rename)."""
     tmp = root / "zarr.json.tmp"
-    tmp.write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attrs},
-                              allow_nan=False))
+    tmp.write_text(
+        json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attrs}, allow_nan=False)
+    )
     os.replace(tmp, root / "zarr.json")
 
 
@@ -85,10 +87,12 @@ class ZarrFrameWriter:
         (root / "time_s").mkdir()
         self._frames_meta = _GrowingArrayMeta(
             root / "0" / "zarr.json",
-            _array_meta([0, *self._block], [1, *self._block], self.dtype, 0, names))
+            _array_meta([0, *self._block], [1, *self._block], self.dtype, 0, names),
+        )
         self._times_meta = _GrowingArrayMeta(
             root / "time_s" / "zarr.json",
-            _array_meta([0], [_TIME_CHUNK], np.dtype(np.float64), "NaN", ["t"]))
+            _array_meta([0], [_TIME_CHUNK], np.dtype(np.float64), "NaN", ["t"]),
+        )
         self._zeros = ".0" * len(self._block)  # chunk key c.<t>.0.0(.0): one flat directory
         self._time_chunk = np.full(_TIME_CHUNK, np.nan, "<f8")
         self._time_fd = -1
@@ -105,12 +109,17 @@ class ZarrFrameWriter:
     def write(self, frame: np.ndarray, time_s: float) -> None:
         """Append one frame and its time; the store shows it once this returns."""
         if frame.shape != self.shape or frame.dtype != self.dtype:
-            raise ValueError(f"frame {frame.shape} {frame.dtype} does not match the recording "
-                             f"({self.shape} {self.dtype}): the camera changed mid-recording")
+            raise ValueError(
+                f"frame {frame.shape} {frame.dtype} does not match the recording "
+                f"({self.shape} {self.dtype}): the camera changed mid-recording"
+            )
         block = frame.transpose(2, 0, 1) if self.rgb else frame
         data = np.ascontiguousarray(block, dtype=self.dtype.newbyteorder("<"))
-        fd = os.open(self.root / "0" / f"c.{self.n}{self._zeros}",
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(
+            self.root / "0" / f"c.{self.n}{self._zeros}",
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+            0o644,
+        )
         try:
             view = data.data.cast("B")
             done = 0
@@ -129,8 +138,9 @@ class ZarrFrameWriter:
             if self._time_fd >= 0:
                 os.close(self._time_fd)
             self._time_chunk[:] = np.nan
-            self._time_fd = os.open(self.root / "time_s" / f"c.{k}",
-                                    os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self._time_fd = os.open(
+                self.root / "time_s" / f"c.{k}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644
+            )
         self._time_chunk[j] = time_s
         os.pwrite(self._time_fd, self._time_chunk.tobytes(), 0)
         self.times.append(time_s)
@@ -149,10 +159,16 @@ class ZarrFrameWriter:
         scale = [dt if dt > 0 else 1.0] + [1.0] * len(self._block)
         return {
             "version": "0.5",
-            "multiscales": [{
-                "name": name,
-                "axes": self.axes,
-                "datasets": [{"path": "0", "coordinateTransformations": [
-                    {"type": "scale", "scale": scale}]}],
-            }],
+            "multiscales": [
+                {
+                    "name": name,
+                    "axes": self.axes,
+                    "datasets": [
+                        {
+                            "path": "0",
+                            "coordinateTransformations": [{"type": "scale", "scale": scale}],
+                        }
+                    ],
+                }
+            ],
         }

@@ -17,6 +17,7 @@ import numpy as np
 from .results import Circle, LidCurve
 
 N_RAYS = 72
+EDGE_SPAN = 5  # samples either side of a margin over which its full rise is measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +29,10 @@ class Anatomy:
     pupil_inliers: float  # share of rays whose margin agreed with the fitted circle
 
 
-def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle | None:
-    """Pupil found from scratch: dark centre-surround candidates, each refined; best margin wins.
+def pupil_candidates(
+    gray: np.ndarray, refiner: PupilRefiner | None = None, top: int = 4
+) -> list[tuple[float, Circle]]:
+    """The ``top`` most pupil-like circles of a frame, best first, with their scores.
 
     Candidates come from a centre-surround contrast (disc mean minus ring mean) at a coarse
     scale over plausible sizes; the interference pattern's patchy brightness makes single
@@ -60,6 +63,12 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
             iy, ix = np.unravel_index(int(np.argmin(inner)), inner.shape)
             inner[max(0, iy - m) : iy + m + 1, max(0, ix - m) : ix + m + 1] = np.inf
             candidates.append(((ix + m) / scale, (iy + m) / scale, r / scale))
+    # and a coarse grid over the frame's middle, so that a pupil no dark spot pointed at
+    # (the film over it can be bright) is still reached by some starting circle
+    hh, ww = gray.shape
+    for gy in np.linspace(0.25 * hh, 0.75 * hh, 4):
+        for gx in np.linspace(0.25 * ww, 0.75 * ww, 5):
+            candidates.append((gx, gy, 0.08 * hh))
     for cx, cy, r in candidates:
         for grow in (1.0, 1.6, 2.4):
             guess: Circle | None = Circle(cx, cy, grow * r)
@@ -71,24 +80,35 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
                     break
                 guess = fit[0]
             if fit is not None and fit[1] > 0.5:
-                fits.append((fit[1] * fit[2] * _darkness(gray, fit[0]), fit[0]))
-    if not fits:
-        return None
-    best = max(fits, key=lambda f: f[0])[1]
-    if best.r_px < 0.22 * h:
-        return best
-    # that is the iris margin, also a dark-inside circle: the pupil is the best circle inside it
-    for shrink in (0.25, 0.35, 0.5):
-        fit = refiner.refine(gray, Circle(best.x_px, best.y_px, shrink * best.r_px))
-        if fit is not None and fit[1] > 0.5:
-            fits.append((fit[1] * fit[2] * _darkness(gray, fit[0]), fit[0]))
-    inner = [
-        (score, c)
-        for score, c in fits
-        if c.r_px < 0.7 * best.r_px
-        and np.hypot(c.x_px - best.x_px, c.y_px - best.y_px) < 0.1 * best.r_px
-    ]
-    return max(inner, key=lambda f: f[0])[1] if inner else best
+                fits.append((_score(gray, fit), fit[0]))
+    # the iris margin is a dark-inside circle too, but larger than any pupil
+    # framing: the lower lid, where the layer spreads from, is in view below the pupil, so
+    # dark circles low in the frame are lid margin and lashes
+    pupils = sorted(
+        ((score, c) for score, c in fits if c.r_px <= MAX_PUPIL_R * h and c.y_px < MAX_PUPIL_Y * h),
+        key=lambda f: -f[0],
+    )
+    distinct: list[tuple[float, Circle]] = []
+    for score, c in pupils:  # one entry per circle: refinements from many starts coincide
+        if all(np.hypot(c.x_px - d.x_px, c.y_px - d.y_px) > 0.3 * d.r_px for _, d in distinct):
+            distinct.append((score, c))
+    return distinct[:top]
+
+
+MAX_PUPIL_R = 0.22  # of the frame height
+MAX_PUPIL_Y = 0.7  # of the frame height, from the top
+
+
+def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle | None:
+    """The most pupil-like circle of a frame, or None."""
+    best = pupil_candidates(gray, refiner, top=1)
+    return best[0][1] if best else None
+
+
+def _score(gray: np.ndarray, fit: tuple[Circle, float, float, float]) -> float:
+    """Evidence that a fitted circle is the pupil: agreement x step x sharpness x darkness."""
+    circle, inliers, step, sharpness = fit
+    return inliers * step * sharpness * _darkness(gray, circle)
 
 
 def _darkness(gray: np.ndarray, c: Circle) -> float:
@@ -121,10 +141,11 @@ class PupilRefiner:
         ang = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
         self._cos, self._sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
-    def refine(self, gray: np.ndarray, guess: Circle) -> tuple[Circle, float, float] | None:
-        """Circle fitted to the margin near ``guess``, its inlier share and margin step, or None.
+    def refine(self, gray: np.ndarray, guess: Circle) -> tuple[Circle, float, float, float] | None:
+        """Circle fitted to the margin near ``guess`` (or None), with evidence for it.
 
-        The margin step is the median brightness gradient across the margin (grey levels/px).
+        Returns the circle, its inlier share, margin step (median gradient across it, grey
+        levels/px) and sharpness (1/edge width).
         """
         r0 = guess.r_px
         radii = np.linspace(0.6 * r0, 1.45 * r0, max(24, int(0.85 * r0))).astype(np.float32)
@@ -158,7 +179,15 @@ class PupilRefiner:
         circle, inliers = _robust_circle(px, py, w)
         if circle is None or not (0.5 * r0 < circle.r_px < 1.6 * r0):
             return None
-        return circle, inliers / N_RAYS, float(np.median(w)) / step
+        # sharpness: peak gradient over the whole rise across the margin (1/edge width). The
+        # pupil margin is a crisp step; dark patches of the smooth lipid pattern are not
+        n = prof.shape[1]
+        rise = (
+            prof[idx, np.minimum(kk + 1 + EDGE_SPAN, n - 1)]
+            - prof[idx, np.maximum(kk - EDGE_SPAN, 0)]
+        )
+        sharpness = float(np.median(w / np.maximum(rise, 1e-3)))
+        return circle, inliers / N_RAYS, float(np.median(w)) / step, sharpness
 
 
 def _robust_circle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Circle | None, int]:

@@ -187,6 +187,9 @@ class FrameResult:
             num(p and p.y_px),
             num(p and p.r_px),
             num(self.lipid_thickness_nm, ".1f"),
+            num(self.lid and self.lid.a, ".6g"),
+            num(self.lid and self.lid.b, ".6g"),
+            num(self.lid and self.lid.c, ".6g"),
         ]
 
 
@@ -204,6 +207,10 @@ FRAME_COLUMNS = (
     "pupil_y_px",
     "pupil_r_px",
     "lipid_thickness_nm",
+    # added to the spec's columns: the lower lid, y = a*x**2 + b*x + c in image pixels
+    "lid_a",
+    "lid_b",
+    "lid_c",
 )
 
 
