@@ -41,9 +41,7 @@ def test_eye_motion_within_one_pixel(tracked):
 
 def test_lipid_displacement_and_tau_match_truth(tracked):
     acc = tracked[3]
-    # issue 2 targets 3 px; on these unseen seeds the tracker measures 1-3.2 px (it slightly
-    # under-reads large spreads), so this guards against regressions, not the target itself
-    assert acc.lipid_rmse_px <= 3.5
+    assert acc.lipid_rmse_px <= 3.0
     assert acc.n_intervals_scored >= 1
     assert acc.tau_rel_error_median <= 0.10
 
@@ -54,7 +52,7 @@ def test_intervals_and_states_are_consistent(tracked):
         assert (r.interval == -1) == (r.state is EyeState.BLINK)
         if r.state is EyeState.BLINK:
             assert r.lipid_dy_px is None
-    for iv, nxt in zip(summary.intervals, summary.intervals[1:]):
+    for iv, nxt in zip(summary.intervals[:-1], summary.intervals[1:], strict=True):
         assert iv.end_frame < nxt.start_frame
     # the layer moves up after a blink: negative displacement, as in the paper
     assert any(iv.spread is not None and iv.spread.c < 0 for iv in summary.intervals)
@@ -162,11 +160,21 @@ def test_bad_frames_mid_stream_reset_and_say_why():
     assert len(tracker.finish().intervals) == 3  # before the black frame, 23, and from 25
 
 
+def test_time_going_backwards_resets():
+    stream = SyntheticStream(SynthConfig(n_frames=20, seed=7041, first_blink_s=(5.0, 6.0)))
+    tracker = Tracker()
+    for i in range(10):
+        tracker.push(stream.render(i), 1.0 + i / 45)
+    back = tracker.push(stream.render(10), 1.0)
+    assert "went back" in back.reset_reason and back.interval_ended is not None
+
+
 def test_thickness_and_kinetics_reach_the_results(tracked):
     stream, results, summary, _ = tracked
     truth = stream.truth
-    est = np.array([np.nan if r.lipid_thickness_nm is None else r.lipid_thickness_nm
-                    for r in results])
+    est = np.array(
+        [np.nan if r.lipid_thickness_nm is None else r.lipid_thickness_nm for r in results]
+    )
     ok = np.isfinite(est) & truth.open[: len(est)]
     assert ok.sum() > 0.5 * truth.open.sum()
     assert np.median(np.abs(est[ok] - truth.thickness_nm[ok])) <= 10.0

@@ -797,9 +797,13 @@ class AnalysisWriter:
 
     def close(self, summary: Summary | None = None, extra: dict[str, Any] | None = None) -> None:
         """Finish frames.csv and, given the summary, write results.json (tmp file + rename)."""
-        if not self._csv_file.closed:
+        try:  # a full disk may fail either close; results.json is still worth trying
             self._csv_file.close()
-            self._tracks_file.close()
+        finally:
+            try:
+                self._tracks_file.close()
+            except OSError:
+                logging.getLogger(__name__).warning("%s: tracks.csv is incomplete", self.out_dir)
         if summary is None:
             return
         doc = _json_safe(self.results(summary, extra))

@@ -200,7 +200,10 @@ def _robust_circle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Circle 
         xs, ys, ws = x[keep], y[keep], np.sqrt(w[keep])
         a = np.column_stack([xs, ys, np.ones_like(xs)]) * ws[:, None]
         b = (xs**2 + ys**2) * ws
-        sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+        try:
+            sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+        except np.linalg.LinAlgError:  # degenerate edge points (e.g. all on one line)
+            return None, 0
         cx, cy = sol[0] / 2, sol[1] / 2
         r = float(np.sqrt(max(sol[2] + cx**2 + cy**2, 1e-9)))
         circle = Circle(float(cx), float(cy), r)

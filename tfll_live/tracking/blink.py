@@ -171,6 +171,7 @@ class BlinkDetector:
             self._blinking = False
             self._ref = small.copy()  # a fresh layer: this is what the open eye looks like now
             self._fresh = RELEARN_FRAMES
+            self._recent_z.clear()  # a later blink is never backdated into this one
             self._over = 0
             self._moving = False
             return BlinkEvent(

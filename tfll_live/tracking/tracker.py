@@ -103,6 +103,9 @@ class Tracker:
         reason = None
         if self._shape is not None and frame.shape != self._shape:
             reason = f"frame size changed from {self._shape} to {frame.shape}"
+        elif time_s < self._last_t:
+            reason = f"frame time went back from {self._last_t:.3f} s to {time_s:.3f} s"
+        self._last_t = time_s
         bad = bad_frame_reason(frame, None)
         gray = None if bad else self._luminance(frame)
         bad = bad or bad_frame_reason(frame, gray)
@@ -110,12 +113,19 @@ class Tracker:
             return self._reset_mid_stream(i, time_s, reason or bad or "", frame.shape)
         self._shape = frame.shape
         assert gray is not None
-        return self._track(i, time_s, frame, gray, self._luminance.interference(frame, gray))
+        try:
+            return self._track(i, time_s, frame, gray, self._luminance.interference(frame, gray))
+        except (cv2.error, np.linalg.LinAlgError) as e:  # a numerical dead end: start over
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            return self._reset_mid_stream(
+                i, time_s, f"tracking failed ({type(e).__name__}: {first_line})", frame.shape
+            )
 
     # -- internals ----------------------------------------------------------------------------
     def _restart(self) -> None:
         """Reset every stage; keeps the frame count and the closed blinks and intervals."""
         self._t0: float | None = None
+        self._last_t = float("-inf")
         self._shape: tuple[int, ...] | None = None
         for stage in (
             self._luminance,
