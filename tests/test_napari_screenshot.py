@@ -30,11 +30,15 @@ def test_feature_overlay_pixels_are_where_the_tracked_points_are(make_napari_vie
     widget = LiveWidget(viewer)
     widget.synth_config = SYNTH
     widget.fps_spin.setValue(30.0)
-    assert widget.start_live(), widget.message_label.text()
-    qtbot.waitUntil(lambda: widget.last_shown is not None and widget.last_shown.n_tracked >= 5,
-                    timeout=20_000)
-    widget.stop_live()
+    for _ in range(3):  # stopping shows the very last frame, which may fall in a blink: retry
+        assert widget.start_live(), widget.message_label.text()
+        qtbot.waitUntil(lambda: widget.last_shown is not None and widget.last_shown.n_tracked >= 5,
+                        timeout=20_000)
+        widget.stop_live()
+        if widget.last_shown.n_tracked >= 5:
+            break
     result = widget.last_shown
+    assert result.n_tracked >= 5
     viewer.reset_view()
     viewer.layers[TRACKS].visible = False  # trajectories end at the points; judge points alone
     with_points = viewer.screenshot(canvas_only=True, flash=False)
