@@ -19,6 +19,8 @@ import numpy as np
 from tfll_live.synth import SynthConfig, SyntheticStream
 from tfll_live.tracking import Tracker
 
+WARMUP = 100
+
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -54,7 +56,7 @@ def farneback_latency(frames: list[np.ndarray], n: int = 40) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--long", type=int, default=20000)
     args = ap.parse_args()
     cv2.setNumThreads(1)
@@ -63,10 +65,18 @@ def main() -> None:
         lat = tracker_latency(frames)
         base = farneback_latency(frames)
         med, p99 = np.median(lat), np.percentile(lat, 99)
-        print(f"{h}x{w} RGB  Tracker.push: median {med:.2f} ms, p99 {p99:.2f} ms, "
-              f"{1e3 / np.mean(lat):.0f} frames/s (target {target:.0f})")
-        print(f"{h}x{w} RGB  full-frame Farneback: median {np.median(base):.1f} ms  "
-              f"-> tracker is {np.median(base) / med:.1f}x faster per frame (target 10x)")
+        steady = lat[WARMUP:]
+        print(
+            f"{h}x{w} RGB  Tracker.push: median {med:.2f} ms, p99 {p99:.2f} ms; "
+            f"{1e3 / np.mean(lat):.0f} frames/s over all {len(lat)} frames, "
+            f"{1e3 / np.mean(steady):.0f} after the first {WARMUP} (start-up searches for the "
+            f"pupil and the thickness gain); p99 after them {np.percentile(steady, 99):.2f} ms "
+            f"(target {target:.0f} frames/s)"
+        )
+        print(
+            f"{h}x{w} RGB  full-frame Farneback: median {np.median(base):.1f} ms  "
+            f"-> tracker is {np.median(base) / med:.1f}x faster per frame (target 10x)"
+        )
     frames = frames_for(480, 640, 450, seed=4343)
     tracker = Tracker()
     start = rss_mb()
@@ -76,8 +86,10 @@ def main() -> None:
         if (i + 1) % 2000 == 0:
             print(f"  frame {i + 1:6d}: RSS {rss_mb():.1f} MB")
     summary = tracker.finish()
-    print(f"  end: RSS {rss_mb():.1f} MB, {len(summary.blinks)} blinks, "
-          f"{len(summary.intervals)} intervals kept in the summary")
+    print(
+        f"  end: RSS {rss_mb():.1f} MB, {len(summary.blinks)} blinks, "
+        f"{len(summary.intervals)} intervals kept in the summary"
+    )
 
 
 if __name__ == "__main__":
