@@ -73,7 +73,8 @@ class Tracker:
         self._frame = 0
         self._blinks: list[Blink] = []
         self._intervals: list[Interval] = []
-        self._session_thickness: list[float] = []
+        # a histogram (1 nm bins), not a list: memory stays flat over a session of any length
+        self._session_thickness = np.zeros(1024, np.int64)
         self._no_thickness: str | None = None if self.config.thickness else "turned off"
         self._thickness.reset()
         self._restart()
@@ -344,15 +345,22 @@ class Tracker:
         self._last_thickness = value
         if value is not None:
             self._interval_thickness.append(value)
-            self._session_thickness.append(value)
+            self._session_thickness[min(round(value), 1023)] += 1
         return value
 
     def _thickness_json(self) -> dict[str, object]:
         """Session thickness for results.json: its summary, or why there is none."""
-        summary = thickness_summary(self._session_thickness)
-        if summary is None:
+        counts = self._session_thickness
+        n = int(counts.sum())
+        if n == 0:
             return {"available": False, "reason": self._no_thickness or "no estimate yet"}
-        return {"available": True, **summary}
+        q25, med, q75 = np.searchsorted(np.cumsum(counts), [0.25 * n, 0.5 * n, 0.75 * n])
+        return {
+            "available": True,
+            "median_nm": float(med),
+            "iqr_nm": float(q75 - q25),
+            "n_frames": n,
+        }
 
     def _lid(
         self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]
