@@ -94,7 +94,11 @@ class LiveControls(QWidget):
         form.addRow("Folder", folder_row)
         form.addRow("Format", self.format_combo)
         form.addRow(self.record_button)
+        self.report_button = QPushButton("Session report…")
+        self.report_button.setToolTip("HTML report of the last recording (tfll report)")
+        form.addRow(self.report_button)
 
+        self.saved_recording: Path | None = None  # the last finished recording, for the report
         self.status_label = QLabel("idle")
         self.status_label.setWordWrap(True)
         self.message_label = QLabel("")
@@ -127,6 +131,7 @@ class LiveControls(QWidget):
         self.folder_edit.setEnabled(not rec)
         self.folder_button.setEnabled(not rec)
         self.format_combo.setEnabled(not rec)
+        self.report_button.setEnabled(not rec and self.saved_recording is not None)
 
     def show_message(self, text: str, error: bool = True) -> None:
         """Tell the user in the message line (red for errors)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import webbrowser
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QWidget
 
+from tfll_live.acquisition.recorder import analysis_dir_for
+from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
 from tfll_live.tracking import FrameResult, TrackerConfig
 
@@ -89,6 +92,7 @@ class LiveWidget(LiveControls):
         self.folder_button.clicked.connect(self._browse_folder)
         self.live_button.clicked.connect(self._live_clicked)
         self.record_button.clicked.connect(self._record_clicked)
+        self.report_button.clicked.connect(self._report_clicked)
         self.enhancement_combo.currentIndexChanged.connect(self._tracker_changed)
         self.flow_combo.currentIndexChanged.connect(self._tracker_changed)
         self.stabilized_check.toggled.connect(self._view_changed)
@@ -238,8 +242,26 @@ class LiveWidget(LiveControls):
             path = None
         if path is not None:
             self.show_message(f"Saved {path}", error=False)
+            self.saved_recording = path
         self._update_enabled()
         return path
+
+    def write_report(self) -> Path | None:
+        """Write the HTML report of the last recording's analysis; its path (None on error)."""
+        if self.saved_recording is None:
+            return None
+        try:
+            out = write_report(analysis_dir_for(self.saved_recording))
+        except Exception as exc:  # a report is a convenience: say why, keep the GUI going
+            self.show_message(f"Report: {one_line(exc)}")
+            return None
+        self.show_message(f"Report written: {out}", error=False)
+        return out
+
+    def _report_clicked(self) -> None:
+        out = self.write_report()
+        if out is not None:
+            webbrowser.open(out.as_uri())
 
     def _record_clicked(self, checked: bool) -> None:
         if checked:
@@ -348,6 +370,8 @@ class LiveWidget(LiveControls):
                 parts.append(f"interval {r.interval}")
             if r.fit is not None and r.fit.b > 0:
                 parts.append(f"tau {r.fit.tau_s:.2f} s")
+            if r.lipid_thickness_nm is not None:
+                parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm")
         if self.is_recording:
             parts.append(f"REC {stats.recorded} frames")
         if not self.is_live:

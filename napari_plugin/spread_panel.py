@@ -23,15 +23,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from tfll_live.kinetics import DRIFT_MODEL
 from tfll_live.tracking import FrameResult, Interval, SpreadFit
 
 from .spread_plot import SpreadPlot
 
 TABLE_COLUMNS = ("interval", "start_frame", "end_frame", "duration_s", "tau_s", "amplitude_px",
-                 "initial_velocity_px_s", "a", "b", "c", "r2")
+                 "initial_velocity_px_s", "a", "b", "c", "r2", "spread_time_s", "model",
+                 "drift_px_s", "thickness_median_nm", "thickness_iqr_nm")
 # the dock is narrow: the table shows these, the CSV has every column
 SHOWN_COLUMNS = {"interval": "#", "start_frame": "first", "end_frame": "last",
-                 "duration_s": "s", "tau_s": "tau s", "amplitude_px": "amp px", "r2": "r²"}
+                 "duration_s": "s", "tau_s": "tau s", "amplitude_px": "amp px", "r2": "r²",
+                 "spread_time_s": "spread s", "thickness_median_nm": "nm"}
 
 
 def fit_text(fit: SpreadFit | None) -> str:
@@ -50,6 +53,8 @@ def interval_row(interval: Interval, duration_s: float | None) -> list[str]:
         return "" if v is None or not math.isfinite(v) else format(v, fmt)
 
     f = interval.spread
+    k = interval.kinetics  # spread time and drift model (tfll_live.kinetics), when known
+    th = interval.thickness or {}
     return [
         str(interval.index), str(interval.start_frame), str(interval.end_frame),
         num(duration_s, ".3f"),
@@ -58,6 +63,11 @@ def interval_row(interval: Interval, duration_s: float | None) -> list[str]:
         num(f and f.initial_velocity_px_s, ".3f"),
         num(f and f.a, ".4f"), num(f and f.b, ".5f"), num(f and f.c, ".4f"),
         num(f and f.r2, ".4f"),
+        num(k and k.spread_time_s, ".3f"),
+        "" if k is None else ("drift" if k.model == DRIFT_MODEL else "paper"),
+        num(k and k.drift_px_s, ".3f"),
+        num(th.get("median_nm"), ".1f"),
+        num(th.get("iqr_nm"), ".1f"),
     ]
 
 

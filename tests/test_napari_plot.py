@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from napari_plugin.spread_panel import TABLE_COLUMNS, SpreadPanel, fit_text
+from napari_plugin.spread_panel import TABLE_COLUMNS, SpreadPanel, fit_text, interval_row
 from napari_plugin.spread_plot import nice_ticks
 from tfll_live.synth import SynthConfig, SyntheticStream
 from tfll_live.tracking import SpreadFit, Tracker
@@ -88,3 +88,17 @@ def test_fit_text_and_ticks():
     assert "tau 1.96 s" in text and "amplitude 220.9 px" in text and "0.980" in text
     assert nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert nice_ticks(-23.0, 4.0)[0] >= -23.0
+
+
+def test_past_intervals_table_shows_spread_time_and_thickness():
+    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=300, seed=7060,
+                                         first_blink_s=(0.3, 0.4)))
+    tracker = Tracker()
+    for i in range(len(stream)):
+        tracker.push(stream.render(i), i / stream.config.fps)
+    interval = next(iv for iv in tracker.finish().intervals if iv.kinetics is not None)
+    row = dict(zip(TABLE_COLUMNS, interval_row(interval, 1.0), strict=True))
+    assert float(row["spread_time_s"] or "nan") > 0 or interval.kinetics.spread_censored
+    assert row["model"] in ("paper", "drift")
+    median = interval.thickness["median_nm"]
+    assert float(row["thickness_median_nm"]) == pytest.approx(median, abs=0.1)

@@ -116,11 +116,17 @@ def test_recording_from_the_widget_reopens_with_the_reader(widget, qtbot, tmp_pa
     widget.start_live()
     widget.folder_edit.setText(str(tmp_path))
     widget.format_combo.setCurrentText(fmt)
+    assert not widget.report_button.isEnabled()  # nothing recorded yet
     path = widget.start_recording()
     assert path is not None and path.parent == tmp_path, widget.message_label.text()
     qtbot.waitUntil(lambda: widget.loop.stats.recorded >= 45, timeout=20_000)
     assert widget.stop_recording() == path
     widget.stop_live()
+    # the session report of that recording, from the dock (issue 5)
+    assert widget.report_button.isEnabled()
+    report = widget.write_report()
+    assert report is not None and report.is_file(), widget.message_label.text()
+    assert "<svg" in report.read_text() and str(report) in widget.message_label.text()
     recorded = widget.loop.stats.recorded
     # a readable file, with its analysis beside it
     with open_stream(path) as src:
