@@ -229,6 +229,14 @@ def add_synth(sub: Any) -> None:
         default=d.partial_blink_fraction,
         help=f"share of partial blinks (default {d.partial_blink_fraction})",
     )
+    p.add_argument(
+        "--drift",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=d.drift_px_s,
+        help="steady upward drift after the spread, px/s, drawn per interval (default none)",
+    )
     p.set_defaults(run=run_synth)
 
 
@@ -249,6 +257,7 @@ def run_synth(args: argparse.Namespace) -> int:
         rgb=not args.mono,
         bit_depth=args.bit_depth,
         partial_blink_fraction=args.partial_fraction,
+        drift_px_s=tuple(args.drift),
     )
     stream = SyntheticStream(cfg)
     truth = write_stream(stream, args.out)

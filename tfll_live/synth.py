@@ -44,6 +44,9 @@ class SynthConfig:
     blink_open_s: float = 0.14
     spread_amplitude_frac: tuple[float, float] = (0.04, 0.12)  # A as a fraction of the height
     spread_tau_s: tuple[float, float] = (0.5, 2.5)
+    # King-Smith (2009): after the exponential the layer may keep creeping up at a steady speed;
+    # (0, 0) means no drift (and draws nothing, so streams without drift are unchanged)
+    drift_px_s: tuple[float, float] = (0.0, 0.0)
     drift_px: float = 4.0  # RMS of the slow eye drift
     saccades_per_s: float = 0.3
     saccade_px: tuple[float, float] = (3.0, 12.0)
@@ -241,14 +244,16 @@ class SyntheticStream:
             tau = rng.uniform(*cfg.spread_tau_s)
             if k > 0 and not blinks[k - 1]["complete"]:
                 amp *= 0.4  # a partial blink leaves most of the layer in place
+            drift = rng.uniform(*cfg.drift_px_s) if max(cfg.drift_px_s) > 0 else 0.0
             tt = t[s : e + 1] - t[s]
-            spread[s : e + 1] = -amp * (1 - np.exp(-tt / tau))
+            spread[s : e + 1] = -amp * (1 - np.exp(-tt / tau)) - drift * tt
             intervals.append(
                 {
                     "start_frame": s,
                     "end_frame": e,
                     "amplitude_px": float(amp),
                     "tau_s": float(tau),
+                    "drift_px_s": float(drift),
                     "starts_after_partial": bool(k > 0 and not blinks[k - 1]["complete"]),
                 }
             )
