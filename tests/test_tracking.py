@@ -190,3 +190,17 @@ def test_mono_camera_says_why_there_is_no_thickness():
     assert all(r.lipid_thickness_nm is None for r in results)
     assert summary.thickness["available"] is False
     assert "colour" in summary.thickness["reason"] or "mono" in summary.thickness["reason"]
+
+
+def test_drift_model_is_chosen_only_when_the_layer_keeps_creeping(tracked):
+    from tfll_live.kinetics import DRIFT_MODEL
+
+    _, _, summary, _ = tracked  # streams without drift
+    plain = [iv.kinetics.model for iv in summary.intervals[1:] if iv.kinetics is not None]
+    stream = SyntheticStream(SynthConfig(n_frames=900, seed=7070, drift_px_s=(2.0, 4.0),
+                                         partial_blink_fraction=0.0))
+    _, drifting = run(stream)
+    chose = [iv.kinetics.model for iv in drifting.intervals[1:] if iv.kinetics is not None]
+    assert plain and chose
+    assert sum(m == DRIFT_MODEL for m in plain) <= 1  # per short stream; 9/10 pooled: bench_drift
+    assert sum(m == DRIFT_MODEL for m in chose) >= 0.75 * len(chose)

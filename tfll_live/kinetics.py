@@ -306,6 +306,9 @@ def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[flo
     return rho, float(max(n_eff, 6.0))
 
 
+MIN_DRIFT_TRAVEL_PX = 1.0  # a creep smaller than this over the interval is below tracking error
+
+
 def analyze_spread(
     t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHOLD
 ) -> SpreadKinetics | None:
@@ -329,10 +332,16 @@ def analyze_spread(
         delta = float(
             n_eff * np.log(max(paper.sse, 1e-300) / max(drift.sse, 1e-300)) - np.log(n_eff)
         )  # one more parameter, over n_eff independent samples
-    chosen = drift if drift is not None and (paper is None or delta > 0) else paper
+    # the drift model is the physical one only with an upward creep that travels further than
+    # the tracking noise over the window, and is separable from the decay only when the decay
+    # ends inside the window (else a long tau trades off against the drift)
+    duration = float(t[-1] - t[0])
+    noise = float(np.sqrt(drift.sse / t.size)) if drift is not None else 0.0
+    physical = (drift is not None and drift.tau_s < duration / 2
+                and -drift.d * duration > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise))
+    chosen = drift if physical and (paper is None or delta > 0) else (paper or drift)
     assert chosen is not None
     measured = _spread_time(t, y, chosen, threshold)
-    duration = float(t[-1] - t[0])
     # an end-of-interval crossing is where the window ran out, not where the layer stopped
     censored = measured is None or measured >= t[-1] - SMOOTH_MIN_S
     return SpreadKinetics(
