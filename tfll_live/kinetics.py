@@ -337,8 +337,11 @@ def analyze_spread(
     # ends inside the window (else a long tau trades off against the drift)
     duration = float(t[-1] - t[0])
     noise = float(np.sqrt(drift.sse / t.size)) if drift is not None else 0.0
-    physical = (drift is not None and drift.tau_s < duration / 2
-                and -drift.d * duration > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise))
+    physical = (
+        drift is not None
+        and drift.tau_s < duration / 2
+        and -drift.d * duration > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise)
+    )
     chosen = drift if physical and (paper is None or delta > 0) else (paper or drift)
     assert chosen is not None
     measured = _spread_time(t, y, chosen, threshold)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -465,7 +466,9 @@ def _alternate(
     return gain, offsets, k, obj
 
 
-def thickness_summary(values_nm: np.ndarray | list[float | None]) -> dict[str, float | int] | None:
+def thickness_summary(
+    values_nm: np.ndarray | Sequence[float | None],
+) -> dict[str, float | int] | None:
     """Median and spread of an interval's per-frame thicknesses (None if there are none)."""
     v = np.array([np.nan if x is None else x for x in values_nm], np.float64)
     v = v[np.isfinite(v)]

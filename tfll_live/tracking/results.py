@@ -183,13 +183,13 @@ class FrameResult:
             num(self.lipid_dx_px),
             num(self.lipid_dy_px),
             str(self.n_tracked),
-            num(p and p.x_px),
-            num(p and p.y_px),
-            num(p and p.r_px),
+            num(None if p is None else p.x_px),
+            num(None if p is None else p.y_px),
+            num(None if p is None else p.r_px),
             num(self.lipid_thickness_nm, ".1f"),
-            num(self.lid and self.lid.a, ".6g"),
-            num(self.lid and self.lid.b, ".6g"),
-            num(self.lid and self.lid.c, ".6g"),
+            num(None if self.lid is None else self.lid.a, ".6g"),
+            num(None if self.lid is None else self.lid.b, ".6g"),
+            num(None if self.lid is None else self.lid.c, ".6g"),
         ]
 
 

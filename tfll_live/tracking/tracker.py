@@ -51,6 +51,23 @@ class Tracker:
     and returns the whole stream's ``Summary``; ``reset()`` forgets everything.
     """
 
+    # per-stream state, (re)set by ``_restart``
+    _t0: float | None
+    _shape: tuple[int, ...] | None
+    _interval_start: int | None
+    _work: float | None
+    _interval_thickness: list[float]
+    _last_thickness: float | None
+    _blink_start: int | None
+    _lid_rest: LidCurve | None
+    _iris_rest: Circle | None
+    _recent: deque[_Recent]
+    _last_t: float
+    _interval_t0: float
+    _thickness_age: int
+    _lid_age: int
+    _open_ok: bool
+
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         cfg = self.config
@@ -125,9 +142,9 @@ class Tracker:
     # -- internals ----------------------------------------------------------------------------
     def _restart(self) -> None:
         """Reset every stage; keeps the frame count and the closed blinks and intervals."""
-        self._t0: float | None = None
+        self._t0 = None
         self._last_t = float("-inf")
-        self._shape: tuple[int, ...] | None = None
+        self._shape = None
         for stage in (
             self._luminance,
             self._stabilizer,
@@ -137,17 +154,17 @@ class Tracker:
             self._fitter,
         ):
             stage.reset()
-        self._interval_start: int | None = None
+        self._interval_start = None
         self._interval_t0 = 0.0
-        self._work: float | None = None  # lipid tracking scale, fixed on the first frame
-        self._interval_thickness: list[float] = []
+        self._work = None  # lipid tracking scale, fixed on the first frame
+        self._interval_thickness = []
         self._thickness_age = 0
-        self._last_thickness: float | None = None
-        self._blink_start: int | None = None
-        self._lid_rest: LidCurve | None = None
-        self._iris_rest: Circle | None = None
+        self._last_thickness = None
+        self._blink_start = None
+        self._lid_rest = None
+        self._iris_rest = None
         self._lid_age = LID_EVERY
-        self._recent: deque[_Recent] = deque(maxlen=HISTORY)
+        self._recent = deque(maxlen=HISTORY)
         self._open_ok = True  # a stream starts open unless the detector says otherwise
 
     def _reset_mid_stream(
@@ -229,6 +246,7 @@ class Tracker:
                 blink_ended=ended_blink,
                 interval_ended=ended_interval,
             )
+        assert work_mask is not None  # the region is known (mask is not None)
         sample = self._push_lipid(enhanced, work_mask, eye)
         fit = self._fitter.push(time_s - self._interval_t0, sample.dy_px)
         thickness = self._estimate_thickness(frame, mask, iris)
