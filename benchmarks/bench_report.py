@@ -102,19 +102,6 @@ def bench_fits() -> None:
           f"analyze_spread: {per2 * 1e3:.2f} ms for a 6 s interval (both models, spread time)")
 
 
-def _region(stream: SyntheticStream, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rest region moved with the eye (a perfectly stabilised tracker), iris/sclera groups."""
-    cfg, truth = stream.config, stream.truth
-    y0, y1 = stream.tracked_region()
-    yy, xx = np.mgrid[y0:y1, cfg.width // 4 : 3 * cfg.width // 4]
-    cx, cy = stream.pupil_centre
-    r = np.hypot(xx - cx, yy - cy)
-    keep = np.abs(r - stream.iris_radius) > 12
-    iy = np.round(yy + truth.eye_dy_px[i]).astype(int)
-    ix = np.round(xx + truth.eye_dx_px[i]).astype(int)
-    return stream.render(i)[iy, ix][keep], (r > stream.iris_radius)[keep].astype(int)
-
-
 def bench_thickness() -> None:
     all_errs, times = [], []
     size = (240, 320)
@@ -133,7 +120,7 @@ def bench_thickness() -> None:
         for i in range(0, len(stream), 3):
             if not stream.truth.open[i]:
                 continue
-            x, grp = _region(stream, i)
+            x, grp = stream.region_pixels(i)
             start = time.perf_counter()
             v = est.push(x, grp)
             times.append(time.perf_counter() - start)

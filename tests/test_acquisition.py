@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 from pymmcore_plus.experimental.unicore import SimpleCameraDevice
+from waiting import wait_until
 
 from tfll_live.acquisition import (
     CaptureLoop,
@@ -24,16 +24,6 @@ from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
 from tfll_live.tracking import EyeState, FrameResult, TrackerConfig
 
 FAST = SynthConfig(height=120, width=160, fps=200.0, n_frames=400, seed=2)
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    """Poll ``cond`` until true (the psygnal analogue of qtbot.waitUntil)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
 
 
 class Collect:

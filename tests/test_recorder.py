@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import zarr
+from waiting import wait_until
 
 from tfll_live.acquisition import CaptureLoop, make_core
 from tfll_live.acquisition.recorder import Recording, analysis_dir_for, free_path
@@ -21,15 +20,6 @@ from tfll_live.synth import SynthConfig, SyntheticStream
 CFG = SynthConfig(height=120, width=160, fps=200.0, n_frames=1000, seed=3,
                   first_blink_s=(0.25, 0.3), blink_interval_s=(1.0, 1.2))
 FORMATS = ["ome-zarr", "ome-tiff"]
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return cond()
 
 
 def record_live(out: Path, fmt: str, n_frames: int, cfg: SynthConfig = CFG) -> tuple[Path, list]:

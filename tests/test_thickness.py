@@ -16,24 +16,6 @@ from tfll_live.thickness import (
 from tfll_live.thinfilm import CameraResponse, rgb_lut
 
 
-def region(stream: SyntheticStream, i: int) -> tuple[np.ndarray, np.ndarray]:
-    """What a perfectly stabilised tracker samples: the rest region moved with the eye.
-
-    Pixels in rows ``tracked_region()`` and the middle half of the columns, minus a ring at the
-    iris margin; group 0 over the iris, 1 over the sclera.
-    """
-    cfg, truth = stream.config, stream.truth
-    y0, y1 = stream.tracked_region()
-    yy, xx = np.mgrid[y0:y1, cfg.width // 4 : 3 * cfg.width // 4]
-    cx, cy = stream.pupil_centre
-    r = np.hypot(xx - cx, yy - cy)
-    keep = np.abs(r - stream.iris_radius) > 12
-    iy = np.round(yy + truth.eye_dy_px[i]).astype(int)
-    ix = np.round(xx + truth.eye_dx_px[i]).astype(int)
-    frame = stream.render(i)
-    return frame[iy, ix][keep], (r > stream.iris_radius)[keep].astype(int)
-
-
 def run(stream: SyntheticStream, est: ThicknessEstimator, step: int = 4,
         transform=None) -> np.ndarray:
     """Estimate - truth on open frames whose truth lies in 30-180 nm."""
@@ -41,7 +23,7 @@ def run(stream: SyntheticStream, est: ThicknessEstimator, step: int = 4,
     for i in range(0, len(stream), step):
         if not stream.truth.open[i]:
             continue
-        x, grp = region(stream, i)
+        x, grp = stream.region_pixels(i)
         if transform is not None:
             x = transform(x)
         v = est.push(x, grp)
@@ -129,7 +111,7 @@ def test_too_few_or_flat_pixels_give_none():
 def test_reset_forgets_the_session():
     stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=30, seed=36))
     est = ThicknessEstimator()
-    x, grp = region(stream, 5)
+    x, grp = stream.region_pixels(5)
     first = est.push(x, grp)
     est.push(x, grp)
     est.reset()

@@ -154,6 +154,24 @@ class SyntheticStream:
         cx, cy = self.pupil_centre
         return int(cy + self.pupil_radius * 1.2), int(self.lower_lid_y(np.array([cx]))[0] - 6)
 
+    def region_pixels(self, i: int, margin_px: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``i``'s colours where a perfectly stabilised tracker samples the layer.
+
+        The rest rows ``tracked_region()`` over the middle half of the columns, moved with the
+        true eye motion, minus a ring of ``margin_px`` at the iris margin; with each pixel's
+        background group (0 over the iris, 1 over the sclera). For judging thickness estimates
+        apart from the tracker.
+        """
+        cfg, truth = self.config, self.truth
+        y0, y1 = self.tracked_region()
+        yy, xx = np.mgrid[y0:y1, cfg.width // 4 : 3 * cfg.width // 4]
+        cx, cy = self.pupil_centre
+        r = np.hypot(xx - cx, yy - cy)
+        keep = np.abs(r - self.iris_radius) > margin_px
+        iy = np.clip(np.round(yy + truth.eye_dy_px[i]).astype(int), 0, cfg.height - 1)
+        ix = np.clip(np.round(xx + truth.eye_dx_px[i]).astype(int), 0, cfg.width - 1)
+        return self.render(i)[iy, ix][keep], (r > self.iris_radius)[keep].astype(int)
+
     # -- construction -------------------------------------------------------------------------
     def _canvas_grid(self) -> tuple[np.ndarray, np.ndarray]:
         cfg, m = self.config, self._margin
