@@ -223,12 +223,14 @@ class Recording:
         if self._frames is None:
             self._open(frame, metadata)
         assert self._frames is not None and self._analysis is not None and self._meta_file
-        self._frames.write(frame, time_s)
-        self._analysis.write(result)
+        # the frame's log line goes first: a kill between the two leaves a line too many (readers
+        # take as many as there are frames), never a recorded frame without its time
         self._meta_file.write(
             json.dumps({"frame": self.n_written, "time_s": time_s, **metadata}) + "\n"
         )
         self._meta_file.flush()
+        self._frames.write(frame, time_s)
+        self._analysis.write(result)
 
     def _open(self, frame: np.ndarray, metadata: dict[str, str]) -> None:
         shape, dtype = frame.shape, frame.dtype
