@@ -48,7 +48,8 @@ def main() -> None:
                 print(
                     f"seed {seed}: truth drift {truth[0]['drift_px_s']:.2f} px/s, chose "
                     f"{'drift' if chose else 'paper'} (fitted {iv.kinetics.drift_px_s:.2f} px/s), "
-                    f"tau {iv.kinetics.tau_s:.2f} s vs {truth[0]['tau_s']:.2f} s"
+                    f"tau {iv.kinetics.tau_s:.2f} s vs {truth[0]['tau_s']:.2f} s, "
+                    f"{iv.kinetics.duration_s:.1f} s long, delta BIC {iv.kinetics.delta_bic:.1f}"
                 )
     print(
         f"right model in {right} of {total} intervals ({100 * right / max(total, 1):.0f}%; "

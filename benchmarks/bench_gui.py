@@ -28,6 +28,52 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
+class StallSampler:
+    """Samples the main thread's Python stack while the probe timer has not ticked for 30 ms."""
+
+    def __init__(self, probe_times: list[float], after_s: float = 0.03) -> None:
+        import threading
+
+        self.probe_times, self.after_s = probe_times, after_s
+        self.main_id = threading.main_thread().ident
+        self.samples: list[tuple[float, str]] = []  # (stall age s, innermost frames)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import traceback
+
+        while not self._stop.wait(0.005):
+            if not self.probe_times:
+                continue
+            age = time.perf_counter() - self.probe_times[-1]
+            if age < self.after_s:
+                continue
+            frame = sys._current_frames().get(self.main_id)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[-6:]
+            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                                for f in reversed(stack))
+            self.samples.append((age, where))
+
+    def report(self) -> None:
+        from collections import Counter
+
+        counts = Counter(where for _, where in self.samples)
+        print(f"  stall samples (main thread stuck > {self.after_s * 1e3:.0f} ms): "
+              f"{len(self.samples)}")
+        for where, n in counts.most_common(8):
+            print(f"    {n:4d}  {where}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="measured time (after warm-up)")
@@ -38,6 +84,8 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--stabilized", action="store_true", help="stabilized view")
     ap.add_argument("--screenshot", type=Path, help="save the window to this PNG at the end")
+    ap.add_argument("--why", action="store_true",
+                    help="sample the main thread's stack during stalls and print where they were")
     args = ap.parse_args()
 
     from napari_plugin.demo import NO_DISPLAY, has_display
@@ -101,6 +149,7 @@ def main() -> int:
         lambda e: paint_ms.append((time.perf_counter() - paint_start[0]) * 1000.0),
         position="last")
 
+    watchdog = StallSampler(probe_times) if args.why else None
     out_dir = Path(tempfile.mkdtemp(prefix="bench_gui_"))
     phase: dict[str, float] = {}
 
@@ -135,6 +184,8 @@ def main() -> int:
         print(f"bench_gui: {widget.message_label.text()}")
         return 1
     probe.start()
+    if watchdog is not None:
+        watchdog.start()
     warmup_ms = 2000
     QTimer.singleShot(warmup_ms, begin)
     QTimer.singleShot(warmup_ms + int(args.seconds * 1000), finish)
@@ -171,6 +222,9 @@ def main() -> int:
           f"p95 {pct(gui_ms, 95):.1f} ms  ({len(gui_ms)} frames)")
     print(f"  frame -> overlay on screen: median ~{stats.latency_ms_median + pct(gui_ms, 50):.1f} "
           f"ms, p95 <= {stats.latency_ms_p95 + pct(gui_ms, 95):.1f} ms (sum of the two parts)")
+    if watchdog is not None:
+        watchdog.stop()
+        watchdog.report()
     viewer.close()
     shutil.rmtree(out_dir, ignore_errors=True)
     return 0

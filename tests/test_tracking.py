@@ -204,3 +204,32 @@ def test_drift_model_is_chosen_only_when_the_layer_keeps_creeping(tracked):
     assert plain and chose
     assert sum(m == DRIFT_MODEL for m in plain) <= 1  # per short stream; 9/10 pooled: bench_drift
     assert sum(m == DRIFT_MODEL for m in chose) >= 0.75 * len(chose)
+
+
+def test_eye_moving_under_the_lid_does_not_shift_the_next_interval():
+    # the eye often moves while the lid covers it; the frames the tracker replays at the
+    # start of an interval (seen before it knew the blink was over) must take the eye's new
+    # position, not the one held from before the blink, or the whole interval is offset
+    stream = SyntheticStream(SynthConfig(n_frames=700, seed=7033, saccades_per_s=2.0,
+                                         saccade_px=(6.0, 10.0), partial_blink_fraction=0.0))
+    truth = stream.truth
+    moved = [
+        b for b in truth.blinks
+        if 0 < b["start_frame"] and b["end_frame"] + 6 < len(stream)
+        and np.hypot(truth.eye_dx_px[b["end_frame"] + 1] - truth.eye_dx_px[b["start_frame"] - 1],
+                     truth.eye_dy_px[b["end_frame"] + 1] - truth.eye_dy_px[b["start_frame"] - 1])
+        > 4.0
+    ]
+    assert moved, "the stream should have a blink with the eye moving under the lid"
+    results, summary = run(stream)
+    for b in moved:
+        s = b["end_frame"] + 1  # the true first open frame
+        ivs = [iv for iv in summary.intervals if abs(iv.start_frame - s) <= 3]
+        assert ivs and ivs[0].kinetics is not None
+        iv = ivs[0]
+        first = [k for k in range(iv.start_frame, iv.start_frame + 8)
+                 if results[k].lipid_dy_px is not None]
+        est = np.array([results[k].lipid_dy_px for k in first])
+        true = truth.lipid_dy_px[first] - truth.lipid_dy_px[iv.start_frame]
+        assert np.max(np.abs(est - true)) < 1.0, (b, est, true)
+        assert iv.kinetics.noise_px < 0.3  # no step in the replayed samples

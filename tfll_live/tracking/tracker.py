@@ -40,6 +40,7 @@ class _Recent:
     time_s: float
     enhanced: np.ndarray
     eye_xy: tuple[float, float]
+    eye_seen: bool  # False: the pupil was not measured (under the lid), eye_xy is the last known
     mask: np.ndarray | None
 
 
@@ -205,7 +206,9 @@ class Tracker:
         mask = _region_mask(gray.shape, motion.pupil, lid, iris)
         enhanced = self._enhancer.push(self._to_work(pattern, cv2.INTER_AREA))
         work_mask = None if mask is None else self._to_work(mask, cv2.INTER_NEAREST)
-        self._recent.append(_Recent(i, time_s, enhanced, eye, work_mask))
+        self._recent.append(
+            _Recent(i, time_s, enhanced, eye, motion.pupil is not None, work_mask)
+        )
         ended_interval = None
         if event.started is not None:
             self._blink_start = event.started
@@ -304,10 +307,14 @@ class Tracker:
         self._last_thickness = None
         kept = [r for r in self._recent if r.index >= first]
         # the pupil is not followed during a blink, so the first open frames have no region
-        # yet: the newest one stands in (the eye barely moves in a few frames)
+        # and only the eye position from before the blink (the eye often moves under the lid):
+        # the newest measured ones stand in (the eye barely moves in a few frames)
         latest = next((r.mask for r in reversed(self._recent) if r.mask is not None), None)
+        seen = next((r.eye_xy for r in reversed(self._recent) if r.eye_seen), None)
         for r in kept:
             r.mask = r.mask if r.mask is not None else latest
+            if not r.eye_seen and seen is not None:
+                r.eye_xy = seen
         kept = [r for r in kept if r.mask is not None]
         self._interval_t0 = kept[0].time_s if kept else self._recent[-1].time_s
         for r in kept[:-1]:  # the newest frame is pushed by the caller
