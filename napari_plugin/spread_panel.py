@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from tfll_live.kinetics import DRIFT_MODEL
+from tfll_live.kinetics import model_word
 from tfll_live.tracking import FrameResult, Interval, SpreadFit
 
 from .spread_plot import SpreadPlot
@@ -64,7 +64,7 @@ def interval_row(interval: Interval, duration_s: float | None) -> list[str]:
         num(f and f.a, ".4f"), num(f and f.b, ".5f"), num(f and f.c, ".4f"),
         num(f and f.r2, ".4f"),
         num(k and k.spread_time_s, ".3f"),
-        "" if k is None else ("drift" if k.model == DRIFT_MODEL else "paper"),
+        "" if k is None else model_word(k.model, k.model_decidable),
         num(k and k.drift_px_s, ".3f"),
         num(th.get("median_nm"), ".1f"),
         num(th.get("iqr_nm"), ".1f"),

@@ -121,3 +121,27 @@ def test_to_json_is_plain_and_complete():
     assert d["fits"]["drift"]["model"] == DRIFT_MODEL
     assert d["model"] == k.chosen.model
     assert k.chosen.predict(0.0) == pytest.approx(k.chosen.a + k.chosen.c)
+
+
+def test_a_decay_not_quite_exponential_is_not_called_a_drift():
+    """Two close rates: BIC prefers the extra slope, but it only stands in for the decay's tail."""
+    t = np.arange(int(6 * FPS)) / FPS
+    y = -20 * (1 - np.exp(-t / 1.8)) - 20 * (1 - np.exp(-t / 2.6))
+    y = y + np.random.default_rng(5).normal(0, 0.05, t.size)
+    k = analyze_spread(t, y)
+    assert k is not None and k.model_decidable
+    assert k.delta_bic > 0  # BIC alone would choose the drift
+    assert k.model == PAPER_MODEL
+
+
+def test_too_short_an_interval_chooses_no_model():
+    """The next blink 1.5 s after the last: the layer still spreads, a drift cannot be told."""
+    t = np.arange(int(1.5 * FPS)) / FPS
+    y = -40 * (1 - np.exp(-t / 0.5)) - 4.0 * t  # a real drift, but the window is too short
+    k = analyze_spread(t, y)
+    assert k is not None and not k.model_decidable
+    assert k.model == PAPER_MODEL
+    assert k.to_json()["model_decidable"] is False
+    long_t = np.arange(int(6 * FPS)) / FPS  # the same layer watched longer: the drift shows
+    k = analyze_spread(long_t, -40 * (1 - np.exp(-long_t / 0.5)) - 4.0 * long_t)
+    assert k is not None and k.model_decidable and k.model == DRIFT_MODEL

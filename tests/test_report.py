@@ -94,8 +94,13 @@ def test_kinetics_recorded_in_results_json_are_used(tmp_path):
            "fits": {"paper": {"a": 3, "b": 0.1, "c": -3, "d": 0}, "drift": None}}
     doc["intervals"][0]["kinetics"] = kin
     (tmp_path / "r" / "results.json").write_text(json.dumps(doc))
+    short = {**kin, "model_decidable": False, "tau_s": 0.5, "duration_s": 1.2}
+    doc["intervals"][1]["kinetics"] = short
+    (tmp_path / "r" / "results.json").write_text(json.dumps(doc))
     page = build_report(tmp_path / "r")
     assert "9.99 s" in page and "4.44 s" in page
+    assert "<td>paper?</td>" in page  # the short interval's model is a default, not a choice
+    assert "1 too short to tell" in numbers_in(page, "Drift model chosen")
 
 
 def test_mono_session_says_why_there_is_no_thickness(tmp_path):

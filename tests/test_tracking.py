@@ -215,7 +215,7 @@ def test_eye_moving_under_the_lid_does_not_shift_the_next_interval():
     truth = stream.truth
     moved = [
         b for b in truth.blinks
-        if 0 < b["start_frame"] and b["end_frame"] + 6 < len(stream)
+        if b["start_frame"] > 0 and b["end_frame"] + 6 < len(stream)
         and np.hypot(truth.eye_dx_px[b["end_frame"] + 1] - truth.eye_dx_px[b["start_frame"] - 1],
                      truth.eye_dy_px[b["end_frame"] + 1] - truth.eye_dy_px[b["start_frame"] - 1])
         > 4.0

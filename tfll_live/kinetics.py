@@ -13,7 +13,11 @@ with a clearly better fit (BIC rather than AIC, whose smaller penalty picks a sp
 about one interval of six). Tracked displacements are smooth, so their residuals are correlated
 from frame to frame and carry less evidence than their count suggests: the criterion uses the
 effective number of samples of an AR(1) process, ``n*(1-rho)/(1+rho)``, with ``rho`` the lag-one
-autocorrelation of the paper model's residuals.
+autocorrelation of the paper model's residuals. BIC alone is not enough: a decay whose rate is
+slightly misjudged leaves a tail that a slope can mimic, so the drift must also be physical
+(``_drift_is_physical``), and intervals shorter than ``MIN_CHOICE_S`` (the layer still spreading
+when the next blink or the end of the stream comes) get the paper's model with
+``model_decidable`` false.
 
 The spread time is measured from the data: the layer's upward speed is estimated by local
 linear regression over a window that widens with time (``SMOOTH_FRACTION`` of the elapsed time,
@@ -39,6 +43,13 @@ SMOOTH_MIN_S = 0.06
 MIN_POINTS = 6
 PAPER_MODEL = "a*exp(-b*t)+c"
 DRIFT_MODEL = "a*exp(-b*t)+c+d*t"
+
+
+def model_word(model: str, decidable: bool = True) -> str:
+    """The model in a word for tables: "drift", "paper", or "paper?" when too short to choose."""
+    if not decidable:
+        return "paper?"
+    return "drift" if model == DRIFT_MODEL else "paper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +96,8 @@ class SpreadKinetics:
 
     n_points: int
     duration_s: float
-    model: str  # the model BIC chose
+    model: str  # the model chosen (the paper's when the interval cannot tell them apart)
+    model_decidable: bool  # False: too short (< MIN_CHOICE_S) or a fit failed; model is a default
     tau_s: float
     amplitude_px: float  # travel of the exponential part, |a|
     initial_velocity_px_s: float  # upward speed at opening, from the chosen model
@@ -111,6 +123,7 @@ class SpreadKinetics:
         return {
             "model": self.model,
             "criterion": "BIC",
+            "model_decidable": self.model_decidable,
             "delta_bic": self.delta_bic,
             "residual_autocorrelation": self.residual_autocorrelation,
             "n_effective": self.n_effective,
@@ -307,6 +320,20 @@ def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[flo
 
 
 MIN_DRIFT_TRAVEL_PX = 1.0  # a creep smaller than this over the interval is below tracking error
+MIN_CHOICE_S = 2.0  # shorter intervals end while the spread is under way: no model is chosen
+
+
+def _drift_is_physical(drift: DecayFit, duration: float, noise: float) -> bool:
+    """Whether the drift fit describes a creep that the decay could not mimic.
+
+    The creep must be upward and travel, over the interval, further than the tracking noise and
+    twice what is left of the decay at the interval's end (a slightly wrong rate trades that
+    tail for a slope); and the decay must end inside the window (else a long tau and the drift
+    trade off).
+    """
+    travel = -drift.d * duration
+    tail = abs(drift.a) * float(np.exp(-drift.b * duration))
+    return drift.tau_s < duration / 2 and travel > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise, 2.0 * tail)
 
 
 def analyze_spread(
@@ -332,17 +359,14 @@ def analyze_spread(
         delta = float(
             n_eff * np.log(max(paper.sse, 1e-300) / max(drift.sse, 1e-300)) - np.log(n_eff)
         )  # one more parameter, over n_eff independent samples
-    # the drift model is the physical one only with an upward creep that travels further than
-    # the tracking noise over the window, and is separable from the decay only when the decay
-    # ends inside the window (else a long tau trades off against the drift)
     duration = float(t[-1] - t[0])
-    noise = float(np.sqrt(drift.sse / t.size)) if drift is not None else 0.0
+    decidable = duration >= MIN_CHOICE_S and paper is not None and drift is not None
     physical = (
-        drift is not None
-        and drift.tau_s < duration / 2
-        and -drift.d * duration > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise)
+        decidable
+        and drift is not None
+        and _drift_is_physical(drift, duration, float(np.sqrt(drift.sse / t.size)))
     )
-    chosen = drift if physical and (paper is None or delta > 0) else (paper or drift)
+    chosen = drift if physical and delta > 0 else (paper or drift)
     assert chosen is not None
     measured = _spread_time(t, y, chosen, threshold)
     # an end-of-interval crossing is where the window ran out, not where the layer stopped
@@ -351,6 +375,7 @@ def analyze_spread(
         n_points=int(t.size),
         duration_s=duration,
         model=chosen.model,
+        model_decidable=decidable,
         tau_s=chosen.tau_s,
         amplitude_px=abs(chosen.a),
         initial_velocity_px_s=chosen.initial_velocity_px_s,

@@ -25,7 +25,14 @@ import numpy as np
 from . import __version__
 from .blinkstats import BlinkStats, blink_stats
 from .io import StreamError, read_frames_csv, read_results
-from .kinetics import SMOOTH_FRACTION, SMOOTH_MIN_S, THRESHOLD, analyze_spread
+from .kinetics import (
+    MIN_CHOICE_S,
+    SMOOTH_FRACTION,
+    SMOOTH_MIN_S,
+    THRESHOLD,
+    analyze_spread,
+    model_word,
+)
 from .thickness import thickness_summary
 
 MAX_INTERVAL_PLOTS = 60  # a 10-minute session has ~100 intervals; the table lists them all
@@ -335,6 +342,7 @@ def _summary_table(
     dur = stats.to_json()["blink_duration_s"]
     n_drift = sum(1 for k in ks if k["model"].endswith("d*t"))
     n_cens = sum(1 for k in ks if k.get("spread_censored"))
+    n_short = sum(1 for k in ks if k.get("model_decidable") is False)  # absent in older files
     rows = [
         ("Blinks", fmt(stats.n_blinks), f"{fmt(stats.n_partial)} partial"),
         ("Blink rate", fmt(stats.blink_rate_per_min, "/min", 1), ""),
@@ -361,7 +369,11 @@ def _summary_table(
             fmt(_median(k["initial_velocity_px_s"] for k in ks), "px/s", 1),
             "upward",
         ),
-        ("Drift model chosen", f"{fmt(n_drift)} of {fmt(len(ks))}", "by BIC"),
+        (
+            "Drift model chosen",
+            f"{fmt(n_drift)} of {fmt(len(ks) - n_short)}",
+            f"by BIC, for a physical creep; {fmt(n_short)} too short to tell",
+        ),
         (
             "Lipid thickness (median)",
             fmt(None if thick is None else thick["median_nm"], "nm", 0),
@@ -525,7 +537,7 @@ def _interval_table(
                 f"{k}",
                 fmt(iv["start_frame"] / fps, "s"),
                 fmt((iv["end_frame"] - iv["start_frame"] + 1) / fps, "s"),
-                "—" if not kin else ("drift" if kin["model"].endswith("d*t") else "paper"),
+                "—" if not kin else model_word(kin["model"], kin.get("model_decidable", True)),
                 fmt(kin["tau_s"], "s") if kin else fmt(spread.get("tau_s"), "s"),
                 fmt(kin["amplitude_px"], "px", 1)
                 if kin
@@ -564,7 +576,11 @@ def _method(res: dict[str, Any]) -> str:
         ("Spread models", "a·exp(−b·t)+c (Kothapalli 2022); a·exp(−b·t)+c+d·t (King-Smith 2009)"),
         (
             "Model choice",
-            "BIC = n·ln(SSE/n) + k·ln(n); drift chosen when ΔBIC = BIC(paper) − BIC(drift) > 0",
+            "BIC = n·ln(SSE/n) + k·ln(n) over the effective samples of correlated residuals; "
+            "drift chosen when ΔBIC = BIC(paper) − BIC(drift) > 0 and the creep is physical "
+            "(upward, travelling further than the noise and twice the decay's remaining tail, "
+            f"the decay over inside the interval); intervals under {MIN_CHOICE_S:g} s are too "
+            "short to choose (\"paper?\")",
         ),
         (
             "Spread time",
