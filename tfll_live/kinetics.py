@@ -327,13 +327,12 @@ def _drift_is_physical(drift: DecayFit, duration: float, noise: float) -> bool:
     """Whether the drift fit describes a creep that the decay could not mimic.
 
     The creep must be upward and travel, over the interval, further than the tracking noise and
-    twice what is left of the decay at the interval's end (a slightly wrong rate trades that
-    tail for a slope); and the decay must end inside the window (else a long tau and the drift
-    trade off).
+    twice what is left of the decay at the interval's end: a slightly wrong rate trades that
+    tail for a slope, and a decay still under way (long tau) leaves a long tail.
     """
     travel = -drift.d * duration
     tail = abs(drift.a) * float(np.exp(-drift.b * duration))
-    return drift.tau_s < duration / 2 and travel > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise, 2.0 * tail)
+    return travel > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise, 2.0 * tail)
 
 
 def analyze_spread(

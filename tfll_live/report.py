@@ -578,8 +578,8 @@ def _method(res: dict[str, Any]) -> str:
             "Model choice",
             "BIC = n·ln(SSE/n) + k·ln(n) over the effective samples of correlated residuals; "
             "drift chosen when ΔBIC = BIC(paper) − BIC(drift) > 0 and the creep is physical "
-            "(upward, travelling further than the noise and twice the decay's remaining tail, "
-            f"the decay over inside the interval); intervals under {MIN_CHOICE_S:g} s are too "
+            "(upward, travelling further than the noise and twice the decay's remaining tail); "
+            f"intervals under {MIN_CHOICE_S:g} s are too "
             "short to choose (\"paper?\")",
         ),
         (
