@@ -171,8 +171,28 @@ def test_calibration_file_errors_are_one_line(tmp_path):
                                "offset": [0, 0, 0], "film_gain": -2}))
     with pytest.raises(ValueError, match="film_gain"):
         Calibration.load(bad)
+    for content, needle in [("[1, 2]", "JSON list"),
+                            ('{"schema": "tfll-calibration/1", "gain": [1, 1, 1]}', "'offset'"),
+                            ('{"schema": "tfll-calibration/1", "gain": [1, NaN, 1], '
+                             '"offset": [0, 0, 0]}', "finite"),
+                            ('{"schema": "tfll-calibration/1", "gain": [1, 1, 1], '
+                             '"offset": [0, 0, 0], "film_gain": Infinity}', "film_gain")]:
+        bad.write_text(content)  # each a one-line ValueError naming the file, none let through
+        with pytest.raises(ValueError, match=needle) as info:
+            Calibration.load(bad)
+        assert str(bad) in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ThicknessUnavailable):
         Calibration.from_reference(np.zeros((10, 10)), 100.0)
+
+
+def test_calibration_predicts_the_chart_it_was_fitted_on():
+    resp = CameraResponse.gaussian()
+    d = np.array([30.0, 80.0, 150.0])
+    raw = 1500 * resp.rgb(d) * np.array([1.2, 1.0, 0.8]) + np.array([5.0, 6.0, 7.0])
+    cal = Calibration.fit(raw, d, resp)
+    np.testing.assert_allclose(cal.predict(d, resp), raw, atol=1e-6)
+    with pytest.raises(ValueError, match="film gain"):
+        Calibration().predict(d)
 
 
 def test_thickness_summary():

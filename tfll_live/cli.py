@@ -17,7 +17,10 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -137,6 +140,7 @@ def add_analyze(sub: Any) -> None:
         help="enhancement of the interference pattern",
     )
     p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
+    _add_calibration_option(p)
     p.set_defaults(run=run_analyze)
 
 
@@ -147,6 +151,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     from .tracking import TrackerConfig
 
     settings = {k: getattr(args, k) for k in ("enhancement", "flow") if getattr(args, k)}
+    settings["thickness_calibration"] = checked_calibration(args.calibration)
     progress = ProgressLine(Path(args.input).name)
     try:
         out_dir = analyze(
@@ -368,6 +373,7 @@ def add_live(sub: Any) -> None:
         action="store_true",
         help="replay as fast as tracking goes instead of at the recorded rate",
     )
+    _add_calibration_option(p)
     p.set_defaults(run=run_live)
 
 
@@ -376,6 +382,204 @@ def run_live(args: argparse.Namespace) -> int:
     from .acquisition.live import run_live as live
 
     return live(args)
+
+
+# -- calibrate ------------------------------------------------------------------------------------
+
+CALIBRATION_SUFFIX = ".tfllcal.json"
+
+
+def _add_calibration_option(p: argparse.ArgumentParser) -> None:
+    """``--calibration FILE``, shared by the commands that estimate thickness."""
+    p.add_argument(
+        "--calibration",
+        metavar="FILE",
+        type=Path,
+        help="colour calibration of the camera for lipid thickness (from tfll calibrate)",
+    )
+
+
+def checked_calibration(path: Path | None) -> str | None:
+    """The calibration file as an absolute path, read once so a bad file fails before any work.
+
+    The tracker reads the file again when it starts; checking here makes ``tfll analyze`` and
+    ``tfll live`` refuse a missing or malformed file before opening a stream or a camera, and
+    the absolute path in results.json still names the file whatever the working directory was.
+    """
+    if path is None:
+        return None
+    from .thickness import Calibration
+
+    path = path.expanduser().resolve()
+    Calibration.load(path)  # ValueError/OSError, one line, naming the file
+    return str(path)
+
+
+def add_calibrate(sub: Any) -> None:
+    """``tfll calibrate REFERENCE... --thickness NM...``: a camera's colour calibration file."""
+    p = sub.add_parser(
+        "calibrate",
+        parents=[COMMON],
+        help="calibrate a colour camera from reference films",
+        description="Fit a colour camera's channel gains and black level from images of "
+        "reference films of known thickness (one image per thickness; two or more also fit "
+        "the black level), and write the calibration file that tfll analyze and tfll live "
+        "take with --calibration. Photograph the references under the light and exposure "
+        "used for the eye: that also fixes the film's brightness, which thin layers alone "
+        "determine poorly. Example: tfll calibrate film40.tif film120.tif --thickness 40 120",
+    )
+    p.add_argument(
+        "references",
+        metavar="REFERENCE",
+        nargs="+",
+        type=Path,
+        help="image of a reference film (TIFF/OME-TIFF: first frame; PNG or what OpenCV reads)",
+    )
+    p.add_argument(
+        "--thickness",
+        metavar="NM",
+        nargs="+",
+        required=True,
+        type=_positive(float),
+        help="film thickness of each reference in nm, in the same order",
+    )
+    p.add_argument(
+        "--region",
+        metavar=("Y0", "Y1", "X0", "X1"),
+        nargs=4,
+        type=int,
+        help="pixels whose median colour is the reference's: rows Y0:Y1, columns X0:X1 "
+        "(default: the central half of the image in each direction)",
+    )
+    p.add_argument(
+        "--black",
+        metavar=("R", "G", "B"),
+        nargs=3,
+        type=float,
+        help="the camera's black level per channel (default: 0 with one reference, "
+        "fitted with two or more)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help=f"calibration file (default: <first REFERENCE stem>{CALIBRATION_SUFFIX} beside it)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    p.set_defaults(run=run_calibrate)
+
+
+def reference_region(
+    shape: tuple[int, ...], region: list[int] | None, name: str | Path
+) -> tuple[int, int, int, int]:
+    """Rows and columns (y0, y1, x0, x1) of a reference image to take its colour from.
+
+    The default, the central half each way, keeps clear of a chart's frame and of the
+    vignetting at the image's corners.
+    """
+    h, w = shape[:2]
+    if region is None:
+        return h // 4, h - h // 4, w // 4, w - w // 4
+    y0, y1, x0, x1 = region
+    if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+        raise ValueError(
+            f"{name}: --region {y0} {y1} {x0} {x1} is not inside the {h}x{w} image "
+            f"(need 0 <= Y0 < Y1 <= {h} and 0 <= X0 < X1 <= {w})"
+        )
+    return y0, y1, x0, x1
+
+
+def reference_pixels(path: Path, region: list[int] | None) -> tuple[np.ndarray, str]:
+    """The RGB pixels ``(N, 3)`` of a reference's region, and a note of where they came from.
+
+    Refused (one line, naming the file): mono or grey images, which carry no colour to
+    calibrate, and a region whose median reaches the pixel type's maximum in some channel,
+    since a clipped channel would give that channel a gain too low.
+    """
+    import numpy as np
+
+    from .io import read_image
+
+    image = read_image(path)
+    if image.ndim != 3:
+        raise ValueError(f"{path}: mono image: a colour calibration needs an RGB reference")
+    y0, y1, x0, x1 = reference_region(image.shape, region, path)
+    pixels = image[y0:y1, x0:x1].reshape(-1, 3)
+    if np.issubdtype(pixels.dtype, np.integer):
+        top = np.iinfo(pixels.dtype).max
+        colour = np.median(pixels, axis=0)
+        clipped = [c for c, v in zip("RGB", colour, strict=True) if v >= top]
+        if clipped:
+            raise ValueError(
+                f"{path}: channel {'/'.join(clipped)} saturated (median {top}, the "
+                f"{pixels.dtype.itemsize * 8}-bit maximum) in rows {y0}:{y1}, columns "
+                f"{x0}:{x1}: lower the exposure or the light"
+            )
+    if np.all(pixels == pixels[:, :1]):
+        raise ValueError(
+            f"{path}: grey image (R = G = B everywhere in rows {y0}:{y1}, columns {x0}:{x1}): "
+            "a colour calibration needs the camera's raw RGB"
+        )
+    return pixels, f"{path.name}[{y0}:{y1},{x0}:{x1}]"
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    """Fit the calibration from the references and write it; say what was fitted."""
+    import numpy as np
+
+    from .io import stream_stem
+    from .thickness import MIN_CHART_SPAN_NM, Calibration
+
+    refs, nm = list(args.references), list(args.thickness)
+    if len(nm) != len(refs):
+        raise ValueError(
+            f"{len(refs)} reference(s) but {len(nm)} thickness(es): --thickness takes one "
+            "value per REFERENCE, in the same order"
+        )
+    if not all(np.isfinite(nm)):
+        raise ValueError(f"--thickness must be finite numbers of nm, got {nm}")
+    black: tuple[float, float, float] | None = None
+    if args.black is not None:
+        if not all(np.isfinite(args.black)) or min(args.black) < 0:
+            raise ValueError(f"--black must be three finite levels >= 0, got {args.black}")
+        black = (float(args.black[0]), float(args.black[1]), float(args.black[2]))
+        how = "given"
+    elif len(refs) > 1 and np.ptp(nm) >= MIN_CHART_SPAN_NM:
+        how = "fitted"
+    else:
+        black = (0.0, 0.0, 0.0)
+        how = "assumed 0: give --black, or references of different thickness"
+    out = args.out or refs[0].parent / f"{stream_stem(refs[0])}{CALIBRATION_SUFFIX}"
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists: pass --force to overwrite it, or --out another file")
+    if not out.parent.is_dir():
+        raise ValueError(f"{out}: directory {out.parent} does not exist")
+
+    pixels, notes = zip(*(reference_pixels(Path(r), args.region) for r in refs), strict=True)
+    source = "tfll calibrate: " + ", ".join(
+        f"{note} {d:g} nm" for note, d in zip(notes, nm, strict=True)
+    )
+    colours = np.stack([np.median(p.astype(np.float64), axis=0) for p in pixels])
+    if len(refs) == 1:
+        cal = Calibration.from_reference(pixels[0], nm[0], black_level=black, source=source)
+    else:
+        cal = Calibration.fit(colours, np.array(nm), black_level=black, source=source)
+    # more references than the fit's unknowns (gain, and the black level if fitted): show
+    # how well they agree, which exposes a mistyped thickness or a wrong order
+    residual = ""
+    if len(refs) > (2 if how == "fitted" else 1):
+        rms = float(np.sqrt(np.mean((colours - cal.predict(np.array(nm))) ** 2)))
+        residual = f", residual {rms:.2g} counts RMS"
+    cal.save(out)
+    Calibration.load(out)  # what --calibration will read: fail here, not at the analysis
+    gains = " ".join(f"{c} {g:.3f}" for c, g in zip("RGB", cal.gain, strict=True))
+    offset = " ".join(f"{o:.1f}" for o in cal.offset)
+    print(
+        f"wrote {out}: gains {gains}, black level {offset} ({how}), film gain "
+        f"{cal.film_gain:.4g}, from {len(refs)} reference(s) of "
+        f"{', '.join(f'{d:g}' for d in nm)} nm{residual}"
+    )
+    return EXIT_OK
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -414,7 +618,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 # -- the command ----------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[Any], None]] = [add_analyze, add_synth, add_demo, add_live, add_report]
+SUBCOMMANDS: list[Callable[[Any], None]] = [
+    add_analyze,
+    add_synth,
+    add_demo,
+    add_live,
+    add_report,
+    add_calibrate,
+]
 """Registration functions, one per subcommand, in the order ``tfll --help`` lists them."""
 
 

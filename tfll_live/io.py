@@ -189,6 +189,43 @@ def open_stream(path: str | Path, fps: float | None = None) -> FrameSource:
     return _VideoSource(p, fps)
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """One still image, mono (Y, X) or RGB (Y, X, 3): a TIFF's first frame, else OpenCV's read.
+
+    For references and charts photographed once (``tfll calibrate``). TIFF goes through the
+    stream reader, so every layout ``tfll analyze`` accepts (OME, ImageJ, planar, stacks) is
+    accepted here too; PNG, JPEG and the like go through OpenCV (BGR converted to RGB).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise StreamError(f"{path}: no such file")
+    if p.is_dir():
+        raise StreamError(f"{path}: is a directory, not an image")
+    try:
+        with open(p, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise StreamError(f"{path}: cannot read the file ({e.strerror or e})") from e
+    tiff = magic[:2] in (b"II", b"MM") and magic[2:4] in (b"*\x00", b"\x00*", b"+\x00", b"\x00+")
+    if tiff or p.suffix.lower() in (".tif", ".tiff"):
+        with open_stream(p, fps=1.0) as source:  # a still has no rate; any will do
+            return source.read(0)
+    import cv2
+
+    image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise StreamError(
+            f"{path}: not a readable image (TIFF, PNG or another format OpenCV reads)"
+        )
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    elif image.ndim == 3:
+        code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, code)
+    check_frame_layout(p, image.shape, image.dtype)
+    return np.ascontiguousarray(image)
+
+
 def _frame_layout(
     path: Path, shape: tuple[int, ...], axes: str
 ) -> tuple[int, tuple[int, ...], bool]:

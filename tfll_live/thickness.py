@@ -57,6 +57,8 @@ FIT_PIXELS = 3000  # at most this many reservoir pixels per refit
 LAYER_SPREAD_NM = 60.0  # typical interquartile range of thickness over a region (the prior)
 SEARCH_FINALISTS = 4  # starts of the global search refined on all the pixels
 COARSE = 4  # curve points (nm) between candidates of the first, coarse nearest-point pass
+# references closer in thickness than this give no black level (their colours nearly coincide)
+MIN_CHART_SPAN_NM = 5.0
 
 
 class ThicknessUnavailable(ValueError):
@@ -118,7 +120,7 @@ class Calibration:
         if rgb.shape != (len(d), 3):
             raise ValueError(f"need one RGB colour per thickness, got {rgb.shape} for {len(d)}")
         model = (response or CameraResponse.gaussian()).rgb(d)  # (K, 3)
-        if black_level is not None or len(d) == 1 or np.ptp(d) < 5.0:
+        if black_level is not None or len(d) == 1 or np.ptp(d) < MIN_CHART_SPAN_NM:
             off = np.zeros(3) if black_level is None else np.asarray(black_level, np.float64)
             gain = ((rgb - off) * model).sum(0) / (model * model).sum(0)
         else:
@@ -153,6 +155,19 @@ class Calibration:
         colour = np.median(np.asarray(pixels, np.float64).reshape(-1, 3), axis=0)
         return cls.fit(colour[None], np.array([thickness_nm]), response, black_level, source)
 
+    def predict(
+        self, thickness_nm: np.ndarray, response: CameraResponse | None = None
+    ) -> np.ndarray:
+        """Raw camera colour ``(K, 3)`` of films on black (needs ``film_gain``).
+
+        The inverse view of ``fit``: a chart's residual against it shows a reference whose
+        thickness was mistyped or given out of order.
+        """
+        if self.film_gain is None:
+            raise ValueError("calibration has no film gain: it cannot predict raw colours")
+        model = (response or CameraResponse.gaussian()).rgb(np.atleast_1d(thickness_nm))
+        return self.film_gain * np.asarray(self.gain) * model + np.asarray(self.offset)
+
     def to_json(self) -> dict[str, object]:
         """The calibration file's content."""
         return {
@@ -165,16 +180,27 @@ class Calibration:
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> Calibration:
-        """Inverse of ``to_json``; refuses other schemas with a one-line reason."""
+        """Inverse of ``to_json``; refuses other schemas with a one-line reason.
+
+        Values are checked to be finite: a NaN gain would pass ``> 0`` tests and silently
+        turn every later thickness into noise.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"not a {CALIBRATION_SCHEMA} file (a JSON {type(d).__name__})")
         if d.get("schema") != CALIBRATION_SCHEMA:
             raise ValueError(f"not a {CALIBRATION_SCHEMA} file (schema {d.get('schema')!r})")
+        for key in ("gain", "offset"):
+            if key not in d:
+                raise ValueError(f"calibration has no {key!r}")
         gain = tuple(float(v) for v in d["gain"])  # type: ignore[attr-defined]
         offset = tuple(float(v) for v in d["offset"])  # type: ignore[attr-defined]
-        if len(gain) != 3 or len(offset) != 3 or min(gain) <= 0:
+        if len(gain) != 3 or len(offset) != 3 or not all(np.isfinite(gain + offset)):
+            raise ValueError("calibration needs three finite gains and three finite offsets")
+        if min(gain) <= 0:
             raise ValueError("calibration needs three positive gains and three offsets")
         film = d.get("film_gain")
-        if film is not None and not float(film) > 0:  # type: ignore[arg-type]
-            raise ValueError(f"film_gain must be positive, got {film}")
+        if film is not None and not 0 < float(film) < np.inf:  # type: ignore[arg-type]
+            raise ValueError(f"film_gain must be a positive number, got {film}")
         return cls(
             gain,
             offset,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tfll_live.synth import SynthConfig
-from tfll_live.tracking import Interval
+from tfll_live.tracking import Interval, TrackerConfig
 
 from .core import make_core
 from .loop import CaptureLoop, CaptureStats, LoopState
@@ -68,6 +68,12 @@ def run_live(args: argparse.Namespace) -> int:
     Bad input (configuration, replay file, output path) raises ValueError/OSError with a
     one-line message, which ``tfll`` prints as ``tfll: error: ...``.
     """
+    from tfll_live.cli import checked_calibration
+
+    # before the camera starts: a bad calibration file is refused with nothing to undo
+    tracker_config = TrackerConfig(
+        thickness_calibration=checked_calibration(getattr(args, "calibration", None))
+    )
     fps = getattr(args, "fps", None)
     synth = SynthConfig(fps=fps) if fps and args.replay is None else None
     core = make_core(
@@ -77,7 +83,7 @@ def run_live(args: argparse.Namespace) -> int:
         fps=fps,
         realtime=not getattr(args, "fast", False),
     )
-    loop = CaptureLoop(core)
+    loop = CaptureLoop(core, tracker_config)
     taus: list[float] = []
     n_blinks = [0]
     record_errors: list[str] = []

@@ -82,6 +82,7 @@ class Tracker:
         calibration = (
             Calibration.load(cfg.thickness_calibration) if cfg.thickness_calibration else None
         )
+        self._calibration = calibration
         self._thickness = ThicknessEstimator(calibration=calibration)
         self.reset()
 
@@ -374,17 +375,30 @@ class Tracker:
         return value
 
     def _thickness_json(self) -> dict[str, object]:
-        """Session thickness for results.json: its summary, or why there is none."""
+        """Session thickness for results.json: its summary, or why there is none.
+
+        With a calibration, its file and content are included: the file may change or vanish
+        later, and a thickness means little without the gains it was computed with.
+        """
+        cal = self._calibration
+        calibration = (
+            None if cal is None else {"file": self.config.thickness_calibration, **cal.to_json()}
+        )
         counts = self._session_thickness
         n = int(counts.sum())
         if n == 0:
-            return {"available": False, "reason": self._no_thickness or "no estimate yet"}
+            return {
+                "available": False,
+                "reason": self._no_thickness or "no estimate yet",
+                "calibration": calibration,
+            }
         q25, med, q75 = np.searchsorted(np.cumsum(counts), [0.25 * n, 0.5 * n, 0.75 * n])
         return {
             "available": True,
             "median_nm": float(med),
             "iqr_nm": float(q75 - q25),
             "n_frames": n,
+            "calibration": calibration,
         }
 
     def _lid(
