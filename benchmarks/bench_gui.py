@@ -84,6 +84,11 @@ def main() -> int:
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--stabilized", action="store_true", help="stabilized view")
     ap.add_argument("--screenshot", type=Path, help="save the window to this PNG at the end")
+    ap.add_argument("--prerender", action="store_true",
+                    help="the synthetic camera renders its session before live (as a real camera, "
+                    "it then costs no CPU per frame)")
+    ap.add_argument("--switch-ms", type=float,
+                    help="the interpreter's GIL switch interval (default: as the widget leaves it)")
     ap.add_argument("--why", action="store_true",
                     help="sample the main thread's stack during stalls and print where they were")
     args = ap.parse_args()
@@ -106,6 +111,18 @@ def main() -> int:
     widget = LiveWidget(viewer)
     viewer.window.add_dock_widget(widget, name="TFLL Live", area="right")
     widget.synth_config = SynthConfig(height=args.height, width=args.width, n_frames=1800)
+    if args.prerender:
+        from dataclasses import replace
+
+        from tfll_live.acquisition import make_core
+
+        def prerendered_core():
+            cfg = replace(widget.synth_config, n_frames=600, fps=args.fps)
+            core = make_core(synth=cfg, prerender=True)
+            core.setExposure(1000.0 / args.fps)
+            return core
+
+        widget._make_core = prerendered_core
     widget.fps_spin.setValue(args.fps)
     widget.stabilized_check.setChecked(args.stabilized)
     app = QApplication.instance()
@@ -153,7 +170,21 @@ def main() -> int:
     out_dir = Path(tempfile.mkdtemp(prefix="bench_gui_"))
     phase: dict[str, float] = {}
 
+    def thread_cpu() -> dict[str, float]:
+        """CPU seconds per thread so far, by thread name (OpenGL's own threads as 'other')."""
+        import threading
+
+        import psutil
+
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        out: dict[str, float] = {}
+        for t in psutil.Process().threads():
+            name = names.get(t.id, "other (OpenGL, Qt, numcodecs)")
+            out[name] = out.get(name, 0.0) + t.user_time + t.system_time
+        return out
+
     def begin() -> None:
+        phase["cpu0"] = thread_cpu()  # type: ignore[assignment]
         widget.keep_timing = True
         probe_times.clear()
         widget.tick_times.clear()
@@ -171,6 +202,7 @@ def main() -> int:
 
     def finish() -> None:
         phase["end"] = time.perf_counter()
+        phase["cpu1"] = thread_cpu()  # type: ignore[assignment]
         probe.stop()
         widget.keep_timing = False
         if args.screenshot:
@@ -180,6 +212,8 @@ def main() -> int:
         phase["stats"] = widget.loop.stop()  # type: ignore[assignment]
         app.quit()
 
+    if args.switch_ms is not None:
+        sys.setswitchinterval(args.switch_ms / 1000.0)
     if not widget.start_live():
         print(f"bench_gui: {widget.message_label.text()}")
         return 1
@@ -201,7 +235,8 @@ def main() -> int:
     rec = "off" if args.no_record else args.format
     print(f"bench_gui: {args.height}x{args.width} RGB synthetic camera at {args.fps:g} fps, "
           f"tracking on, recording {rec}, {span:.1f} s measured, napari {napari.__version__}, "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, GIL switch interval "
+          f"{sys.getswitchinterval() * 1e3:g} ms")
     print(f"  event-loop stalls (1 ms probe): max gap {gaps_ms.max():.1f} ms, p99 "
           f"{pct(gaps_ms, 99):.1f} ms, gaps > 50 ms: {(gaps_ms > 50).sum()}  (target: max < 50 ms)")
     print(f"  display timer (30 Hz): max gap between ticks {ticks_ms.max():.1f} ms, median "
@@ -212,6 +247,11 @@ def main() -> int:
           f"max {max(paint_ms, default=nan):.1f} ms")
     print(f"  slowest layer updates {sorted(show_ms)[-5:][::-1]} ms".replace("np.float64", ""))
     print(f"  slowest paints {[round(x, 1) for x in sorted(paint_ms)[-5:][::-1]]} ms")
+    cpu0, cpu1 = phase["cpu0"], phase["cpu1"]
+    used = {k: (v - cpu0.get(k, 0.0)) / span for k, v in cpu1.items()}  # type: ignore[union-attr]
+    top = sorted(used.items(), key=lambda kv: -kv[1])[:6]
+    print(f"  CPU: {100 * sum(used.values()):.0f}% of {100 * (os.cpu_count() or 1)}%; "
+          + ", ".join(f"{name} {100 * v:.0f}%" for name, v in top))
     print(f"  capture: acquired {stats.acquired}, tracked {stats.tracked}, recorded "
           f"{stats.recorded}, dropped {stats.dropped}")
     print(f"  display: {shown / span:.1f} frames/s shown of {tracked / span:.1f} tracked "

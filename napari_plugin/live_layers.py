@@ -9,6 +9,7 @@ stabilized view moves every layer by the eye's motion through the layers' ``tran
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,8 @@ PUPIL_COLOR = np.array([0.2, 1.0, 0.2, 1.0])
 LID_COLOR = np.array([1.0, 0.9, 0.1, 1.0])
 OPEN_COLOR = (0.3, 1.0, 0.3, 1.0)
 BLINK_COLOR = (1.0, 0.55, 0.1, 1.0)
+ANATOMY_TOLERANCE_PX = 0.5
+LIST_PERIOD_S = 1.0
 
 
 def text_overlay(viewer: napari.Viewer) -> Any:
@@ -45,10 +48,11 @@ def text_overlay(viewer: napari.Viewer) -> Any:
     return viewer.text_overlay  # napari < 0.9
 
 
-def _translate(layer: Any, shift: tuple[float, float]) -> None:
-    """Set a layer's translate only when it changes (each set re-checks the viewer's dims)."""
+def _translate(layer: Any, shift: tuple[float, float], quietly: Any) -> None:
+    """Set a layer's translate only when it changes, without re-deriving the viewer's dims."""
     if not np.allclose(layer.translate[-2:], shift):
-        layer.translate = shift
+        with quietly(layer, "translate"):
+            layer.translate = shift
 
 
 class LiveLayers:
@@ -60,7 +64,8 @@ class LiveLayers:
         self._interval: int | None = None
         self._tracks_hidden = False  # hidden by us because empty, not by the user
         self._overlay_ready = False
-        self._anatomy_key: tuple[float, ...] | None = None
+        self._anatomy_drawn = np.zeros(0)  # the outlines' vertices as last drawn
+        self._listed_at: dict[str, float] = {}  # when the layer list last heard of a layer
         self._anatomy_kinds: list[str] = []
         viewer.layers.events.removed.connect(self._on_removed)
 
@@ -85,10 +90,13 @@ class LiveLayers:
             for name in (TRACKS, ANATOMY, POINTS):  # overlays stay on top of the image
                 if name in self.viewer.layers:
                     self.viewer.layers.move(self.viewer.layers.index(name), -1)
-        else:
-            if layer.data.dtype != frame.dtype and not rgb:
+        elif layer.data.shape != frame.shape or layer.data.dtype != frame.dtype:
+            layer.data = frame  # a new camera size or bit depth: the viewer's ranges change
+            if not rgb:
                 layer.reset_contrast_limits_range()
-            layer.data = frame
+        else:
+            with self._quietly(layer):
+                layer.data = frame
         return layer
 
     def _points(self) -> Any:
@@ -124,17 +132,27 @@ class LiveLayers:
         img = self._get(IMAGE)
         return 480 if img is None else int(img.data.shape[0])
 
-    def _quietly(self, layer: Any) -> Any:
-        """Update an overlay without the viewer re-deriving its dims from every layer.
+    def _quietly(self, layer: Any, event: str = "data") -> Any:
+        """Update a layer without the viewer re-deriving its dims and the layer list repainting.
 
-        Overlays lie within the camera image, so the viewer's ranges do not change; napari
-        would still recompute them on each data change (a third of an update's time). Only
-        that one listener is blocked; without it (another napari), nothing is.
+        Overlays lie within the camera image, a new frame of the same size and a shift of a
+        few pixels (stabilized view) leave the viewer's ranges as they were; napari would still
+        recompute them on each change (a third to a half of an update's time). And each change
+        reaches the layer list, which repaints the layer's row, icons and thumbnail (tens of ms
+        with software OpenGL): the list hears of a layer at most every ``LIST_PERIOD_S``. Only
+        those two listeners are blocked; without them (another napari), nothing is.
         """
+        stack = contextlib.ExitStack()
         listener = getattr(self.viewer, "_on_layers_change", None)
-        if listener is None:
-            return contextlib.nullcontext()
-        return layer.events.data.blocker(listener)
+        if listener is not None:
+            stack.enter_context(getattr(layer.events, event).blocker(listener))
+        reemit = getattr(self.viewer.layers, "_reemit_child_event", None)
+        now = time.monotonic()
+        if reemit is not None and now - self._listed_at.get(layer.name, 0.0) < LIST_PERIOD_S:
+            stack.enter_context(layer.events.blocker(reemit))
+        else:
+            self._listed_at[layer.name] = now  # this change reaches the list (thumbnail)
+        return stack
 
     # -- updates --------------------------------------------------------------------------------
     def show(self, frame: np.ndarray, result: FrameResult, tracks: np.ndarray | None = None,
@@ -142,7 +160,7 @@ class LiveLayers:
         """Draw ``frame`` with ``result``'s overlays; ``tracks`` are ``[id, t, y, x]`` rows."""
         shift = (-result.eye_dy_px, -result.eye_dx_px) if stabilized else (0.0, 0.0)
         image = self._image(frame)
-        _translate(image, shift)
+        _translate(image, shift, self._quietly)
         self._show_points(result, shift)
         self._show_anatomy(result, frame.shape[1], shift)
         if tracks is not None:
@@ -169,10 +187,11 @@ class LiveLayers:
         yx = points_yx(result.points)
         with self._quietly(layer):
             layer.data = yx
-        if len(yx):
-            layer.face_color = displacement_colors(dy if dy.size == len(yx) else np.zeros(len(yx)),
-                                                   self.dy_limit_px)
-        _translate(layer, shift)
+            if len(yx):
+                layer.face_color = displacement_colors(
+                    dy if dy.size == len(yx) else np.zeros(len(yx)), self.dy_limit_px
+                )
+        _translate(layer, shift, self._quietly)
 
     def _show_anatomy(self, result: FrameResult, width: int, shift: tuple[float, float]) -> None:
         shapes: list[tuple[np.ndarray, str]] = []
@@ -184,17 +203,24 @@ class LiveLayers:
             shapes.append((lid_path(result.lid, width), "path"))
             colors.append(LID_COLOR)
         layer = self._anatomy()
-        # re-triangulating shapes is the costliest update: skip it when nothing moved
-        key = tuple(np.round(np.concatenate([v.ravel() for v, _ in shapes]), 1).tolist()
-                    ) if shapes else ()
-        if key != self._anatomy_key or len(layer.data) != len(shapes):
-            kinds = [kind for _, kind in shapes]
+        # re-triangulating shapes is the costliest update: only when an outline moved by more
+        # than ANATOMY_TOLERANCE_PX (under a screen pixel at a frame-filling zoom)
+        vertices = np.concatenate([v.ravel() for v, _ in shapes]) if shapes else np.zeros(0)
+        kinds = [kind for _, kind in shapes]
+        drawn = self._anatomy_drawn
+        moved = (
+            kinds != self._anatomy_kinds
+            or drawn.shape != vertices.shape
+            or len(layer.data) != len(shapes)
+            or bool(np.any(np.abs(vertices - drawn) > ANATOMY_TOLERANCE_PX))
+        )
+        if moved:
             with self._quietly(layer):
                 layer.data = shapes  # keeps each shape's colour when the kinds are unchanged
             if shapes and kinds != self._anatomy_kinds:
                 layer.edge_color = np.array(colors)
-            self._anatomy_key, self._anatomy_kinds = key, kinds
-        _translate(layer, shift)
+            self._anatomy_drawn, self._anatomy_kinds = vertices, kinds
+        _translate(layer, shift, self._quietly)
 
     def show_tracks(self, tracks: np.ndarray) -> None:
         """Replace the trajectories (already in the coordinates of the current view).

@@ -156,3 +156,23 @@ def test_pupil_and_lid_keep_their_colours_as_shapes_come_and_go(viewer):
     layers.show(frame, replace(moved, frame=3, pupil=Circle(53.0, 41.0, 12.0)))
     np.testing.assert_allclose(shapes.edge_color, [PUPIL_COLOR, LID_COLOR])
     np.testing.assert_allclose(shapes.data[0][:, 1].mean(), 53.0)
+
+
+def test_pupil_outline_stays_within_half_a_pixel_as_the_eye_creeps(viewer):
+    """Outlines are redrawn only when they moved visibly, but never drift further than that."""
+    from dataclasses import replace
+
+    from napari_plugin.live_layers import ANATOMY_TOLERANCE_PX
+
+    layers = LiveLayers(viewer)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    redrawn = []
+    for k in range(40):  # the eye creeps right by 0.1 px a frame
+        r = replace(result(frame=k), pupil=Circle(50.0 + 0.1 * k, 40.0, 12.0))
+        layers.show(frame, r)
+        shapes = viewer.layers[ANATOMY]
+        if k == 0:
+            shapes.events.data.connect(lambda e: redrawn.append(e))
+        drawn_x = shapes.data[0][:, 1].mean()
+        assert abs(drawn_x - r.pupil.x_px) <= ANATOMY_TOLERANCE_PX + 1e-6
+    assert 4 <= len([e for e in redrawn if getattr(e, "action", "changed") == "changed"]) < 20
