@@ -59,7 +59,8 @@ class StallSampler:
             frame = sys._current_frames().get(self.main_id)
             if frame is None:
                 continue
-            stack = traceback.extract_stack(frame)[-6:]
+            stack = [f for f in traceback.extract_stack(frame)
+                     if not f.filename.startswith("<frozen")][-6:]  # imports: who imported
             where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
                                 for f in reversed(stack))
             self.samples.append((age, where))

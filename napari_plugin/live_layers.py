@@ -38,6 +38,7 @@ OPEN_COLOR = (0.3, 1.0, 0.3, 1.0)
 BLINK_COLOR = (1.0, 0.55, 0.1, 1.0)
 ANATOMY_TOLERANCE_PX = 0.5
 LIST_PERIOD_S = 1.0
+TEXT_PERIOD_S = 0.25
 
 
 def text_overlay(viewer: napari.Viewer) -> Any:
@@ -66,6 +67,8 @@ class LiveLayers:
         self._overlay_ready = False
         self._anatomy_drawn = np.zeros(0)  # the outlines' vertices as last drawn
         self._listed_at: dict[str, float] = {}  # when the layer list last heard of a layer
+        self._text_state: str | None = None  # eye state and time of the canvas text
+        self._text_at = 0.0
         self._anatomy_kinds: list[str] = []
         viewer.layers.events.removed.connect(self._on_removed)
 
@@ -73,7 +76,7 @@ class LiveLayers:
         """Without the camera layer, the canvas line about the eye state is stale: hide it."""
         if getattr(event, "value", None) is not None and event.value.name == IMAGE:
             text_overlay(self.viewer).visible = False
-            self._overlay_ready = False
+            self._overlay_ready, self._text_state = False, None
 
     # -- layers, created lazily (and again if the user deleted one) ----------------------------
     def _get(self, name: str) -> Any:
@@ -174,8 +177,14 @@ class LiveLayers:
         if not self._overlay_ready:
             overlay.position, overlay.font_size, overlay.visible = "top_left", 14, True
             self._overlay_ready = True
-        overlay.text = eye_state_text(result)
-        overlay.color = BLINK_COLOR if result.state.value == "blink" else OPEN_COLOR
+        # re-laying out the text is a large part of a paint: a new eye state shows at once,
+        # a new tau at most every TEXT_PERIOD_S
+        state = result.state.value
+        now = time.monotonic()
+        if state != self._text_state or now - self._text_at >= TEXT_PERIOD_S:
+            overlay.text = eye_state_text(result)
+            overlay.color = BLINK_COLOR if state == "blink" else OPEN_COLOR
+            self._text_state, self._text_at = state, now
 
     def _show_points(self, result: FrameResult, shift: tuple[float, float]) -> None:
         if result.interval != self._interval:

@@ -176,3 +176,23 @@ def test_pupil_outline_stays_within_half_a_pixel_as_the_eye_creeps(viewer):
         drawn_x = shapes.data[0][:, 1].mean()
         assert abs(drawn_x - r.pupil.x_px) <= ANATOMY_TOLERANCE_PX + 1e-6
     assert 4 <= len([e for e in redrawn if getattr(e, "action", "changed") == "changed"]) < 20
+
+
+def test_canvas_text_shows_a_new_state_at_once_and_a_new_tau_soon(viewer):
+    import time
+
+    from napari_plugin.live_layers import TEXT_PERIOD_S
+
+    layers = LiveLayers(viewer)
+    frame = np.zeros((120, 160, 3), np.uint8)
+    layers.show(frame, result(interval=3, fit=SpreadFit(-30.0, 0.5, 30.0, 0.99, 100, False)))
+    assert "tau 2.00 s" in text_overlay(viewer).text
+    layers.show(frame, result(frame=1, state=EyeState.BLINK, interval=-1))
+    assert text_overlay(viewer).text == "BLINK"  # no waiting for a state change
+    layers.show(frame, result(frame=2, interval=4, fit=SpreadFit(-30.0, 0.25, 30.0, 0.99, 100,
+                                                                 False)))
+    assert text_overlay(viewer).text.startswith("OPEN  interval 4")
+    time.sleep(TEXT_PERIOD_S)
+    layers.show(frame, result(frame=3, interval=4, fit=SpreadFit(-30.0, 0.2, 30.0, 0.99, 100,
+                                                                 False)))
+    assert "tau 5.00 s" in text_overlay(viewer).text
