@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import time
 import webbrowser
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QWidget
+from qtpy.QtWidgets import QFileDialog, QOpenGLWidget, QWidget
 
 from tfll_live.acquisition.recorder import analysis_dir_for
 from tfll_live.report import write_report
@@ -36,9 +37,10 @@ if TYPE_CHECKING:
     from tfll_live.acquisition import CaptureLoop
 
 DISPLAY_HZ = 30.0
-# the trajectories are the costliest layer to rebuild: at most this often, and on a display tick
-# of their own (not on top of a frame's update), so no single tick does all the work
-TRACKS_PERIOD_S = 0.2
+# the trajectories are the costliest layer to rebuild (and the paint after it doubles, with
+# software OpenGL): at most this often, and on a display tick of their own (not on top of a
+# frame's update), so no single tick does all the work; the points move at display rate
+TRACKS_PERIOD_S = 0.5
 
 
 def _stop_quietly(holder: list[Any]) -> None:
@@ -46,6 +48,15 @@ def _stop_quietly(holder: list[Any]) -> None:
     if loop is not None and loop.is_running:
         with contextlib.suppress(Exception):  # teardown must not raise
             loop.stop()
+
+
+def _alive(widget: QWidget) -> bool:
+    """Whether the C++ side of a Qt widget still exists."""
+    try:
+        widget.objectName()
+    except RuntimeError:
+        return False
+    return True
 
 
 def one_line(exc: BaseException) -> str:
@@ -75,6 +86,7 @@ class LiveWidget(LiveControls):
         self._tracks_at = 0.0
         self._status_at = 0.0
         self._next_show_at = 0.0
+        self._canvas: QWidget | None = None
         self._connect()
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / DISPLAY_HZ))
@@ -318,11 +330,12 @@ class LiveWidget(LiveControls):
         self.panel.refresh()
         latest = self.loop.latest() if self.loop is not None else None
         if now >= self._next_show_at:
-            if self.last_shown is not None and now - self._tracks_at >= TRACKS_PERIOD_S:
-                self.layers.show_tracks(self.history.tracks(self.stabilized_check.isChecked()))
-                self._tracks_at = now
-            elif latest is not None and latest[1] is not self.last_shown:
-                self._show(*latest, with_tracks=False)
+            with self._paint_later():
+                if self.last_shown is not None and now - self._tracks_at >= TRACKS_PERIOD_S:
+                    self.layers.show_tracks(self.history.tracks(self.stabilized_check.isChecked()))
+                    self._tracks_at = now
+                elif latest is not None and latest[1] is not self.last_shown:
+                    self._show(*latest, with_tracks=False)
             # a slow machine (software OpenGL, busy cores): leave the event loop at least as
             # much idle time as the update took, so the GUI stays responsive; display slows
             spent = time.perf_counter() - now
@@ -331,6 +344,32 @@ class LiveWidget(LiveControls):
             self._status()
         if self.loop is not None and not self.loop.is_running and self.timer.isActive():
             self._finish_display()  # the loop ended by itself (error or end of a replay)
+
+    @contextlib.contextmanager
+    def _paint_later(self) -> Iterator[None]:
+        """Let the event loop turn between a layer update and the canvas paint it causes.
+
+        Qt paints right after the timer tick that changed the layers, so the GUI would not
+        answer for the sum of both (with software OpenGL, tens of ms each). The canvas takes
+        no repaint requests during the update; re-enabled on the next turn of the event loop,
+        it repaints then (``setUpdatesEnabled(True)`` schedules the repaint).
+        """
+        canvas = self._canvas_widget()
+        if canvas is None or not canvas.updatesEnabled():
+            yield
+            return
+        canvas.setUpdatesEnabled(False)
+        try:
+            yield
+        finally:
+            QTimer.singleShot(0, lambda: _alive(canvas) and canvas.setUpdatesEnabled(True))
+
+    def _canvas_widget(self) -> QWidget | None:
+        """The viewer's OpenGL canvas, found among the window's widgets (None if not docked)."""
+        if self._canvas is None or not _alive(self._canvas):
+            window = self.window()
+            self._canvas = None if window is self else window.findChild(QOpenGLWidget)
+        return self._canvas
 
     def _show(self, frame: Any, result: FrameResult, with_tracks: bool) -> None:
         stabilized = self.stabilized_check.isChecked()

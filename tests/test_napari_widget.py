@@ -1,5 +1,6 @@
 """The TFLL Live dock on a real napari viewer, a real capture loop and the real tracker."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,25 @@ def test_replay_plays_a_recording_to_its_end_and_the_widget_notices(widget, qtbo
     assert w.live_button.text() == "Start live"
     assert w.loop.stats.tracked == 40 == w.feed.n_received
     assert "stopped" in w.status_label.text()
+
+
+def test_the_canvas_paints_on_the_next_turn_of_the_event_loop(widget, qtbot):
+    """A layer update and the paint it causes are two turns of the event loop, not one stall."""
+    from qtpy.QtWidgets import QOpenGLWidget
+
+    widget.viewer.window.show()  # a hidden canvas never paints
+    canvas = widget.viewer.window._qt_window.findChild(QOpenGLWidget)
+    assert canvas is not None and widget._canvas_widget() is canvas
+    draws = []
+    widget.viewer.window._qt_viewer.canvas._scene_canvas.events.draw.connect(draws.append)
+    assert widget.start_live(), widget.message_label.text()
+    widget.timer.stop()  # drive the display by hand
+    qtbot.waitUntil(lambda: widget.loop.latest() is not None, timeout=20_000)
+    widget._next_show_at = 0.0
+    widget._tracks_at = time.perf_counter()  # this tick shows the frame, not the trajectories
+    widget._tick()
+    assert widget.last_shown is not None
+    assert not canvas.updatesEnabled()  # no paint inside the tick that changed the layers
+    n = len(draws)
+    qtbot.waitUntil(canvas.updatesEnabled, timeout=5_000)
+    qtbot.waitUntil(lambda: len(draws) > n, timeout=5_000)
