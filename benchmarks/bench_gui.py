@@ -31,7 +31,7 @@ def pct(values, q):
 class StallSampler:
     """Samples the main thread's Python stack while the probe timer has not ticked for 30 ms."""
 
-    def __init__(self, probe_times: list[float], after_s: float = 0.03) -> None:
+    def __init__(self, probe_times: list[float], after_s: float = 0.06) -> None:
         import threading
 
         self.probe_times, self.after_s = probe_times, after_s

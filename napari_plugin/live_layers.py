@@ -39,6 +39,7 @@ BLINK_COLOR = (1.0, 0.55, 0.1, 1.0)
 ANATOMY_TOLERANCE_PX = 0.5
 LIST_PERIOD_S = 1.0
 TEXT_PERIOD_S = 0.25
+GLYPHS = "OPEN BLINK interval tau 0123456789 .-s"
 
 
 def text_overlay(viewer: napari.Viewer) -> Any:
@@ -177,6 +178,11 @@ class LiveLayers:
         if not self._overlay_ready:
             overlay.position, overlay.font_size, overlay.visible = "top_left", 14, True
             self._overlay_ready = True
+            # every glyph the text will need, drawn once (transparent) at start: rendering a
+            # glyph the first time it appears costs a paint tens of ms in the middle of live
+            overlay.text, overlay.color = GLYPHS, (0.0, 0.0, 0.0, 0.0)
+            self._text_state = None
+            return
         # re-laying out the text is a large part of a paint: a new eye state shows at once,
         # a new tau at most every TEXT_PERIOD_S
         state = result.state.value

@@ -41,6 +41,9 @@ DISPLAY_HZ = 30.0
 # software OpenGL): at most this often, and on a display tick of their own (not on top of a
 # frame's update), so no single tick does all the work; the points move at display rate
 TRACKS_PERIOD_S = 0.5
+# the tracker has priority: the display pauses while more frames than this wait for it
+BACKLOG_FRAMES, BACKLOG_S = 2, 0.05
+MAX_DISPLAY_PAUSE_S = 0.5
 
 
 def _stop_quietly(holder: list[Any]) -> None:
@@ -86,6 +89,7 @@ class LiveWidget(LiveControls):
         self._tracks_at = 0.0
         self._status_at = 0.0
         self._next_show_at = 0.0
+        self._shown_at = 0.0  # last display update
         self._canvas: QWidget | None = None
         self._connect()
         self.timer = QTimer(self)
@@ -329,7 +333,8 @@ class LiveWidget(LiveControls):
                 self._arrivals.update((r.frame, t) for r, t in results)
         self.panel.refresh()
         latest = self.loop.latest() if self.loop is not None else None
-        if now >= self._next_show_at:
+        if now >= self._next_show_at and not self._tracker_behind(now):
+            self._shown_at = now
             with self._paint_later():
                 if self.last_shown is not None and now - self._tracks_at >= TRACKS_PERIOD_S:
                     self.layers.show_tracks(self.history.tracks(self.stabilized_check.isChecked()))
@@ -344,6 +349,18 @@ class LiveWidget(LiveControls):
             self._status()
         if self.loop is not None and not self.loop.is_running and self.timer.isActive():
             self._finish_display()  # the loop ended by itself (error or end of a replay)
+
+    def _tracker_behind(self, now: float) -> bool:
+        """Whether the display should yield to the tracker this tick.
+
+        The display shares the CPU (and Python's GIL) with the capture thread; when frames
+        queue up in the camera's buffer, the tracker is behind and every display update pushes
+        it further back. The display then pauses until it has caught up, though never for
+        longer than ``MAX_DISPLAY_PAUSE_S``.
+        """
+        if self.loop is None or now - self._shown_at > MAX_DISPLAY_PAUSE_S:
+            return False
+        return self.loop.backlog > max(BACKLOG_FRAMES, BACKLOG_S * self.fps_spin.value())
 
     @contextlib.contextmanager
     def _paint_later(self) -> Iterator[None]:

@@ -191,6 +191,19 @@ def test_replay_once_ends_the_loop_normally(tmp_path):
     assert stats.tracked == stats.acquired == 25 and stats.state is LoopState.IDLE
 
 
+def test_backlog_says_how_far_the_tracker_is_behind_the_camera(tmp_path):
+    # an unthrottled replay delivers frames faster than they are tracked: they queue up
+    path = tmp_path / "fast.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=240, width=320, n_frames=150)), path)
+    loop = CaptureLoop(make_core(replay=path, realtime=False))
+    got = Collect(loop)
+    seen: list[int] = []
+    loop.start()
+    assert wait_until(lambda: seen.append(loop.backlog) or bool(got.stopped), timeout_s=60)
+    assert max(seen) >= 5 and loop.stats.backlog == 0  # all tracked in the end
+    assert got.stopped[0].tracked == 150
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 

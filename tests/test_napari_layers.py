@@ -110,9 +110,13 @@ def test_live_layers_show_what_the_result_holds(viewer):
     assert shapes.shape_type == ["ellipse", "path"]
     np.testing.assert_allclose(shapes.data[1], lid_path(r.lid, 160))
     assert len(viewer.layers[TRACKS].data) == 4
-    assert text_overlay(viewer).text.startswith("OPEN")
+    # the first frame draws every glyph the text needs, transparent (a warm-up)
+    assert set("0123456789") <= set(text_overlay(viewer).text)
+    assert text_overlay(viewer).color[3] == 0.0
     # stabilized: everything moves by minus the eye motion, together
     layers.show(frame, r, None, stabilized=True)
+    assert text_overlay(viewer).text.startswith("OPEN  interval 0")
+    assert text_overlay(viewer).color[3] == 1.0
     for name in (IMAGE, POINTS, ANATOMY):
         np.testing.assert_allclose(viewer.layers[name].translate, [2.0, -3.0])
     # a blink: no points, no tracks, the state on the canvas
@@ -185,6 +189,7 @@ def test_canvas_text_shows_a_new_state_at_once_and_a_new_tau_soon(viewer):
 
     layers = LiveLayers(viewer)
     frame = np.zeros((120, 160, 3), np.uint8)
+    layers.show(frame, result())  # the glyphs' warm-up
     layers.show(frame, result(interval=3, fit=SpreadFit(-30.0, 0.5, 30.0, 0.99, 100, False)))
     assert "tau 2.00 s" in text_overlay(viewer).text
     layers.show(frame, result(frame=1, state=EyeState.BLINK, interval=-1))

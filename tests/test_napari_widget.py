@@ -235,3 +235,27 @@ def test_the_canvas_paints_on_the_next_turn_of_the_event_loop(widget, qtbot):
     n = len(draws)
     qtbot.waitUntil(canvas.updatesEnabled, timeout=5_000)
     qtbot.waitUntil(lambda: len(draws) > n, timeout=5_000)
+
+
+def test_the_display_yields_to_a_tracker_that_is_behind(widget, qtbot, tmp_path):
+    """Frames queue up for the tracker (a camera at 1000 frames/s): the display waits, not it."""
+    from napari_plugin.live_widget import MAX_DISPLAY_PAUSE_S
+    from tfll_live.acquisition import make_core
+
+    def fast_camera():
+        core = make_core(synth=SynthConfig(height=240, width=320, n_frames=100, fps=1000.0),
+                         prerender=True)
+        core.setExposure(1.0)
+        return core
+
+    widget._make_core = fast_camera
+    assert widget.start_live(), widget.message_label.text()
+    widget.timer.stop()  # drive the display by hand
+    qtbot.waitUntil(lambda: widget.loop.backlog > 20, timeout=20_000)
+    before = widget.last_shown
+    widget._shown_at, widget._next_show_at = time.perf_counter(), 0.0
+    widget._tick()
+    assert widget.last_shown is before  # the tracker is behind: no display update
+    widget._shown_at -= MAX_DISPLAY_PAUSE_S  # ... but never for longer than the longest pause
+    widget._tick()
+    assert widget.last_shown is not before

@@ -64,6 +64,7 @@ class CaptureStats:
     elapsed_s: float = 0.0  # since start
     current_tau_s: float | None = None  # tau of the live spread fit, if any
     eye_state: str = ""  # "open" / "blink" in the newest frame
+    backlog: int = 0  # frames waiting in the camera's buffer (the tracker is that far behind)
 
 
 class _LatencyHistogram:
@@ -135,6 +136,7 @@ class CaptureLoop:
         self._fitted_buffer: tuple[str, int] | None = None
         # per run (reset by start)
         self._acquired = self._tracked = self._dropped = self._next_number = 0
+        self._backlog = 0
         self._components: int | None = None
         self._recent: deque[float] = deque(maxlen=64)
         self._latency = _LatencyHistogram()
@@ -174,6 +176,11 @@ class CaptureLoop:
         return self._cfg
 
     @property
+    def backlog(self) -> int:
+        """Frames waiting in the camera's buffer when the capture thread last looked."""
+        return self._backlog
+
+    @property
     def stats(self) -> CaptureStats:
         """Counters so far (a consistent-enough snapshot, safe from any thread)."""
         times = self._recent
@@ -195,6 +202,7 @@ class CaptureLoop:
             elapsed_s=0.0 if started is None else (self._ended_at or time.perf_counter()) - started,
             current_tau_s=tau,
             eye_state="" if latest is None else latest[1].state.value,
+            backlog=self._backlog,
         )
 
     def _recorded_count(self) -> int:
@@ -340,6 +348,7 @@ class CaptureLoop:
             error = f"capture failed: {_one_line(e)}"
         if run is not self._run_state:
             return  # a thread that was stuck past its stop: a newer run owns the camera now
+        self._backlog = 0  # whatever was left is tracked (drained) or discarded now
         self._stop_camera()
         self._finalize(error, timeout_s=5.0)
 
@@ -352,7 +361,9 @@ class CaptureLoop:
         while True:
             if run.halt.is_set() or run is not self._run_state:
                 return self._drain(run)
-            if core.getRemainingImageCount() > 0:
+            waiting = core.getRemainingImageCount()
+            self._backlog = waiting
+            if waiting > 0:
                 if self._process_next():
                     return None  # end of a replayed stream
                 last_frame_at = time.perf_counter()
@@ -558,6 +569,7 @@ class CaptureLoop:
 
     def _reset_counters(self) -> None:
         self._acquired = self._tracked = self._dropped = self._next_number = 0
+        self._backlog = 0
         self._last_recording = None
         self._components = None
         self._recent = deque(maxlen=64)
