@@ -23,6 +23,7 @@ from qtpy.QtWidgets import QFileDialog, QOpenGLWidget, QWidget
 from tfll_live.acquisition.recorder import analysis_dir_for
 from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
+from tfll_live.thickness import Calibration
 from tfll_live.tracking import FrameResult, TrackerConfig
 
 from .feed import LoopFeed
@@ -62,6 +63,13 @@ def _alive(widget: QWidget) -> bool:
     return True
 
 
+def spread_text(kinetics: Any) -> str:
+    """The status line's word on the last interval's spread (``kinetics.SpreadKinetics``)."""
+    if kinetics.spread_time_s is None:
+        return f"last spread > {kinetics.duration_s:.1f} s"  # still spreading at the blink
+    return f"last spread {kinetics.spread_time_s:.2f} s"
+
+
 def one_line(exc: BaseException) -> str:
     """Make a one-line message of an exception (first line, without a traceback)."""
     text = str(exc).strip().splitlines()
@@ -90,6 +98,7 @@ class LiveWidget(LiveControls):
         self._status_at = 0.0
         self._next_show_at = 0.0
         self._shown_at = 0.0  # last display update
+        self._last_spread: str | None = None  # the last closed interval's spread time
         self._canvas: QWidget | None = None
         self._connect()
         self.timer = QTimer(self)
@@ -112,6 +121,8 @@ class LiveWidget(LiveControls):
         self.enhancement_combo.currentIndexChanged.connect(self._tracker_changed)
         self.flow_combo.currentIndexChanged.connect(self._tracker_changed)
         self.stabilized_check.toggled.connect(self._view_changed)
+        self.calibration_edit.editingFinished.connect(self._tracker_changed)
+        self.calibration_button.clicked.connect(self._browse_calibration)
 
     def _dock_panel(self) -> None:
         window = getattr(self.viewer, "window", None)
@@ -136,8 +147,12 @@ class LiveWidget(LiveControls):
     def tracker_config(self) -> TrackerConfig:
         """Return the tracker settings chosen in the widget."""
         base = self.loop.tracker_config if self.loop is not None else TrackerConfig()
+        calibration = self.calibration_edit.text().strip() or None
+        if calibration is not None:
+            Calibration.load(calibration)  # a missing or bad file: a one-line ValueError now
+            calibration = str(Path(calibration).expanduser().resolve())
         return replace(base, enhancement=self.enhancement_combo.currentData(),
-                       flow=self.flow_combo.currentData())
+                       flow=self.flow_combo.currentData(), thickness_calibration=calibration)
 
     # -- live ------------------------------------------------------------------------------------
     def _make_core(self) -> Any:
@@ -180,7 +195,7 @@ class LiveWidget(LiveControls):
         self._loop_holder[0] = loop
         self.history.clear()
         self.panel.clear()
-        self.last_shown = None
+        self.last_shown, self._last_spread = None, None
         self._arrivals.clear()
         self.timer.start()
         self._update_enabled()
@@ -312,6 +327,13 @@ class LiveWidget(LiveControls):
         if name:
             self.path_edit.setText(name)
 
+    def _browse_calibration(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Thickness calibration", "", "Calibrations (*.json);;All files (*)")
+        if name:
+            self.calibration_edit.setText(name)
+            self._tracker_changed()
+
     def _browse_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Recording folder", self.folder_edit.text())
         if name:
@@ -327,6 +349,9 @@ class LiveWidget(LiveControls):
         results = self.feed.drain_results()
         if results:
             just = [r for r, _ in results]
+            for r in just:
+                if r.interval_ended is not None and r.interval_ended.kinetics is not None:
+                    self._last_spread = spread_text(r.interval_ended.kinetics)
             self.history.extend(just)
             self.panel.extend(just)
             if self.keep_timing:
@@ -428,6 +453,8 @@ class LiveWidget(LiveControls):
                 parts.append(f"tau {r.fit.tau_s:.2f} s")
             if r.lipid_thickness_nm is not None:
                 parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm")
+        if self._last_spread is not None:
+            parts.append(self._last_spread)
         if self.is_recording:
             parts.append(f"REC {stats.recorded} frames")
         if not self.is_live:

@@ -259,3 +259,35 @@ def test_the_display_yields_to_a_tracker_that_is_behind(widget, qtbot, tmp_path)
     widget._shown_at -= MAX_DISPLAY_PAUSE_S  # ... but never for longer than the longest pause
     widget._tick()
     assert widget.last_shown is not before
+
+
+def test_a_calibration_chosen_in_the_dock_is_used_and_recorded(widget, qtbot, tmp_path):
+    from tfll_live.thickness import Calibration
+
+    w = widget
+    w.calibration_edit.setText(str(tmp_path / "missing.tfllcal.json"))
+    assert not w.start_live()  # a missing calibration is a message, not a traceback
+    assert "missing.tfllcal.json" in w.message_label.text() and not w.is_live
+    cal = Calibration((1.1, 1.0, 0.9), (2.0, 2.0, 2.0), "test chart", 200.0)
+    path = cal.save(tmp_path / "camera.tfllcal.json")
+    w.calibration_edit.setText(str(path))
+    assert w.start_live(), w.message_label.text()
+    assert w.loop.tracker_config.thickness_calibration == str(path.resolve())
+    w.folder_edit.setText(str(tmp_path))
+    rec = w.start_recording()
+    assert rec is not None, w.message_label.text()
+    assert not w.calibration_edit.isEnabled()  # no change of tracker while recording
+    qtbot.waitUntil(lambda: w.loop.stats.recorded >= 30, timeout=20_000)
+    w.stop_recording()
+    w.stop_live()
+    analysis = Path(str(rec.parent / rec.name.split(".")[0]) + ".tfll")
+    recorded = read_results(analysis)["thickness"]["calibration"]
+    assert recorded["gain"] == list(cal.gain) and recorded["source"] == "test chart"
+
+
+def test_status_shows_the_last_intervals_spread_time(widget, qtbot):
+    assert widget.start_live(), widget.message_label.text()
+    # SYNTH has a blink early on: the interval before it closes with its kinetics
+    qtbot.waitUntil(lambda: widget._last_spread is not None, timeout=30_000)
+    widget._status()
+    assert "last spread" in widget.status_label.text()
