@@ -44,6 +44,7 @@ def test_lipid_displacement_and_tau_match_truth(tracked):
     assert acc.lipid_rmse_px <= 3.0
     assert acc.n_intervals_scored >= 1
     assert acc.tau_rel_error_median <= 0.10
+    assert acc.n_spread_times_scored >= 1 and acc.spread_time_rel_error_median <= 0.10
 
 
 def test_intervals_and_states_are_consistent(tracked):

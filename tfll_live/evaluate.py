@@ -24,6 +24,8 @@ class Accuracy:
     lipid_rmse_px: float
     tau_rel_error_median: float
     n_intervals_scored: int
+    spread_time_rel_error_median: float = float("nan")  # measured vs tau*ln(1/threshold)
+    n_spread_times_scored: int = 0
 
 
 def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> Accuracy:
@@ -56,6 +58,7 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
     # lipid: compare within each true interval the tracker also tracked, relative to the start
     errs = []
     tau_errs = []
+    spread_errs: list[float] = []
     for iv in truth.intervals:
         s, e = iv["start_frame"], min(iv["end_frame"], n - 1)
         if e - s < 10:
@@ -74,8 +77,21 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
         fitted = [v for v in summary.intervals if v.start_frame <= mid <= v.end_frame]
         if fitted and fitted[0].spread is not None and e - s > 2 * iv["tau_s"] * truth.fps:
             tau_errs.append(abs(fitted[0].spread.tau_s - iv["tau_s"]) / iv["tau_s"])
+        kin = fitted[0].kinetics if fitted else None
+        if kin is not None and kin.spread_time_s is not None:
+            # the true speed, less any steady drift, falls below threshold*initial at tau*ln(1/t)
+            true_spread = iv["tau_s"] * np.log(1.0 / kin.threshold)
+            spread_errs.append(abs(kin.spread_time_s - true_spread) / true_spread)
     lipid = float(np.sqrt(np.mean(np.concatenate(errs) ** 2))) if errs else float("nan")
     tau = float(np.median(tau_errs)) if tau_errs else float("nan")
+    spread = float(np.median(spread_errs)) if spread_errs else float("nan")
     return Accuracy(
-        f1, flags / matched if matched else float("nan"), eye_rmse, lipid, tau, len(tau_errs)
+        f1,
+        flags / matched if matched else float("nan"),
+        eye_rmse,
+        lipid,
+        tau,
+        len(tau_errs),
+        spread,
+        len(spread_errs),
     )
