@@ -45,6 +45,10 @@ TRACKS_PERIOD_S = 0.5
 # the tracker has priority: the display pauses while more frames than this wait for it
 BACKLOG_FRAMES, BACKLOG_S = 2, 0.05
 MAX_DISPLAY_PAUSE_S = 0.5
+# a dock's repaint recomposes the whole window, canvas included (tens of ms with software
+# OpenGL): the plot dock redraws at most this often, the status line half as often
+PANEL_PERIOD_S = 0.25
+STATUS_PERIOD_S = 0.5
 
 
 def _stop_quietly(holder: list[Any]) -> None:
@@ -98,6 +102,7 @@ class LiveWidget(LiveControls):
         self._status_at = 0.0
         self._next_show_at = 0.0
         self._shown_at = 0.0  # last display update
+        self._panel_at = 0.0  # last plot dock redraw
         self._last_spread: str | None = None  # the last closed interval's spread time
         self._canvas: QWidget | None = None
         self._connect()
@@ -356,7 +361,9 @@ class LiveWidget(LiveControls):
             self.panel.extend(just)
             if self.keep_timing:
                 self._arrivals.update((r.frame, t) for r, t in results)
-        self.panel.refresh()
+        if now - self._panel_at >= PANEL_PERIOD_S:
+            self.panel.refresh()
+            self._panel_at = now
         latest = self.loop.latest() if self.loop is not None else None
         if now >= self._next_show_at and not self._tracker_behind(now):
             self._shown_at = now
@@ -370,7 +377,7 @@ class LiveWidget(LiveControls):
             # much idle time as the update took, so the GUI stays responsive; display slows
             spent = time.perf_counter() - now
             self._next_show_at = time.perf_counter() + spent
-        if now - self._status_at > 0.25:
+        if now - self._status_at > STATUS_PERIOD_S:
             self._status()
         if self.loop is not None and not self.loop.is_running and self.timer.isActive():
             self._finish_display()  # the loop ended by itself (error or end of a replay)
