@@ -155,3 +155,16 @@ def test_decimate_keeps_the_extremes():
     dx, dy = decimate(x, y, columns=300)
     assert dx.size <= 600 and np.nanmax(dy) == 50.0 and np.nanmin(dy) == pytest.approx(-1, 1e-3)
     assert np.all(np.diff(dx) >= 0)
+
+
+def test_the_method_says_which_calibration_the_thickness_came_from(tmp_path):
+    doc = make_results(tmp_path / "c", n_intervals=2)
+    page = build_report(tmp_path / "c")
+    assert "none: the camera" in numbers_in(page, "Thickness calibration")
+    doc["thickness"] = {"available": True, "calibration": {
+        "file": "/cal/camera.tfllcal.json", "source": "chart <5 films>", "gain": [1.2, 1.0, 0.8],
+        "offset": [12.0, 10.0, 14.0], "film_gain": 180.0}}
+    (tmp_path / "c" / "results.json").write_text(json.dumps(doc))
+    row = numbers_in(build_report(tmp_path / "c"), "Thickness calibration")
+    assert "/cal/camera.tfllcal.json" in row and "chart &lt;5 films&gt;" in row
+    assert "1.200, 1.000, 0.800" in row and "12.0, 10.0, 14.0" in row

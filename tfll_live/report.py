@@ -571,6 +571,19 @@ def _interval_table(
     )
 
 
+def _calibration_text(thickness: Any) -> str:
+    """Which camera calibration the thickness came from (results.json ``thickness.calibration``)."""
+    cal = thickness.get("calibration") if isinstance(thickness, dict) else None
+    if not isinstance(cal, dict):
+        return "none: the camera's response as modelled, gain fitted from the session"
+    gains = ", ".join(fmt(g, "", 3) for g in cal.get("gain", []))
+    offsets = ", ".join(fmt(o, "", 1) for o in cal.get("offset", []))
+    return html.escape(
+        f"{cal.get('file', '?')} ({cal.get('source') or 'no source'}): gains {gains}, "
+        f"black level {offsets}, film gain {fmt(cal.get('film_gain'), '', 1)}"
+    )
+
+
 def _method(res: dict[str, Any]) -> str:
     rows = [
         ("Spread models", "a·exp(−b·t)+c (Kothapalli 2022); a·exp(−b·t)+c+d·t (King-Smith 2009)"),
@@ -600,6 +613,7 @@ def _method(res: dict[str, Any]) -> str:
             "rate = blinks per minute of session; inter-blink interval = end of "
             "one blink to the start of the next; partial = lid did not cover the tracked region",
         ),
+        ("Thickness calibration", _calibration_text(res.get("thickness"))),
         ("Timestamps", html.escape(str(res.get("timestamps", "frame rate")))),
     ]
     tracker = res.get("tracker")
