@@ -354,8 +354,8 @@ def _summary_table(
         (
             "Inter-blink interval (median)",
             fmt(ibi["median"], "s"),  # type: ignore[index]
-            f"mean {fmt(ibi['mean'], 's')}, sd {fmt(ibi['sd'], 's')}",
-        ),  # type: ignore[index]
+            f"mean {fmt(ibi['mean'], 's')}, sd {fmt(ibi['sd'], 's')}",  # type: ignore[index]
+        ),
         ("Blink duration (median)", fmt(dur["median"], "s", 3), ""),  # type: ignore[index]
         ("Intervals", fmt(len(res["intervals"])), f"{fmt(len(ks))} with kinetics"),
         (

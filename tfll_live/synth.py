@@ -262,16 +262,16 @@ class SyntheticStream:
             tau = rng.uniform(*cfg.spread_tau_s)
             if k > 0 and not blinks[k - 1]["complete"]:
                 amp *= 0.4  # a partial blink leaves most of the layer in place
-            drift = rng.uniform(*cfg.drift_px_s) if max(cfg.drift_px_s) > 0 else 0.0
+            creep = rng.uniform(*cfg.drift_px_s) if max(cfg.drift_px_s) > 0 else 0.0
             tt = t[s : e + 1] - t[s]
-            spread[s : e + 1] = -amp * (1 - np.exp(-tt / tau)) - drift * tt
+            spread[s : e + 1] = -amp * (1 - np.exp(-tt / tau)) - creep * tt
             intervals.append(
                 {
                     "start_frame": s,
                     "end_frame": e,
                     "amplitude_px": float(amp),
                     "tau_s": float(tau),
-                    "drift_px_s": float(drift),
+                    "drift_px_s": float(creep),
                     "starts_after_partial": bool(k > 0 and not blinks[k - 1]["complete"]),
                 }
             )
@@ -299,7 +299,7 @@ class SyntheticStream:
         self._field_dy = field_dy
         self._layer = field_of  # which thickness field is on the eye in each frame
         # eye motion: smooth drift plus saccades (fast steps over ~3 frames)
-        drift = np.stack([_smooth_noise(rng, n, fps * 1.5) for _ in range(2)]) * cfg.drift_px
+        wander = np.stack([_smooth_noise(rng, n, fps * 1.5) for _ in range(2)]) * cfg.drift_px
         steps = np.zeros((2, n))
         for i in np.flatnonzero(rng.uniform(size=n) < cfg.saccades_per_s / fps):
             ang = rng.uniform(0, 2 * np.pi)
@@ -308,7 +308,7 @@ class SyntheticStream:
             steps += np.outer([np.cos(ang), np.sin(ang)], ramp) * mag
         # keep the eye near the centre: saccades return towards it
         steps -= _slow_mean(steps, int(fps * 4))
-        self._eye_xy = drift + steps
+        self._eye_xy = wander + steps
         self._eye_xy -= self._eye_xy[:, :1]
         self._blinks, self._intervals, self._open = blinks, intervals, is_open
 
@@ -356,11 +356,11 @@ class SyntheticStream:
         h, w = cfg.height, cfg.width
         ex, ey = self._eye_xy[:, i]
         # sample the canvas at frame pixel (x, y) from canvas point (x + m - ex, y + m - ey)
-        eye_m = np.float32([[1, 0, ex - m], [0, 1, ey - m]])
+        eye_m = np.array([[1, 0, ex - m], [0, 1, ey - m]], np.float32)
         eye = cv2.warpAffine(
             self._eye, eye_m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
-        lip_m = np.float32([[1, 0, ex - m], [0, 1, ey + self._field_dy[i] - m]])
+        lip_m = np.array([[1, 0, ex - m], [0, 1, ey + self._field_dy[i] - m]], np.float32)
         thick = cv2.warpAffine(
             self._thickness_field(int(self._layer[i])),
             lip_m,
@@ -383,7 +383,7 @@ class SyntheticStream:
         dn = img * 255.0
         dn = dn + noise[..., : img.shape[-1]] * np.sqrt(cfg.noise_dn**2 + 0.05 * dn)
         if not cfg.rgb:
-            dn = dn @ np.float32([0.299, 0.587, 0.114])
+            dn = dn @ np.array([0.299, 0.587, 0.114], np.float32)
         frame = np.clip(dn * (scale / 255.0), 0, scale).astype(self.dtype)
         if out is not None:
             out[...] = frame
@@ -463,7 +463,7 @@ def write_stream(stream: SyntheticStream, path: str | Path) -> Path:
         },
     }
     with tifffile.TiffWriter(
-        path, ome=True, bigtiff=cfg.n_frames * np.prod(stream.shape) > 2**31
+        path, ome=True, bigtiff=bool(cfg.n_frames * np.prod(stream.shape) > 2**31)
     ) as tw:
         tw.write(
             (stream.render(i) for i in range(cfg.n_frames)),
