@@ -3,12 +3,14 @@
 The manifest lives at the repository root (napari.yaml); npe2 looks for it inside the
 ``napari_plugin`` package (entry point ``napari_plugin:napari.yaml``), where a symlink points
 to it. The wheel must carry the real file, the editable install must resolve the symlink.
-Each install goes into its own virtual environment (sharing the system packages), and npe2
-in that environment reads and validates the manifest.
+Each install goes into its own virtual environment, which sees the packages of the environment
+running the tests (napari, npe2 and the Qt binding they import), and npe2 in that environment
+reads and validates the manifest.
 """
 
 import importlib.util
 import json
+import site
 import subprocess
 import sys
 import venv
@@ -44,8 +46,19 @@ def _pip(*args, cwd):
 
 
 def _venv(path: Path) -> Path:
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(path)
-    return path / "bin" / "python"
+    """A virtual environment that also sees this interpreter's packages, after its own.
+
+    Not ``system_site_packages``: from inside a virtual environment that would be the base
+    interpreter's packages (whatever Qt binding, if any, is installed there), not ours.
+    """
+    venv.EnvBuilder(with_pip=False).create(path)
+    python = path / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    ours = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE
+                                       else [])]
+    (Path(own) / "_outer_env.pth").write_text("".join(f"{p}\n" for p in ours))
+    return python
 
 
 def _check(python: Path, cwd: Path) -> dict:
