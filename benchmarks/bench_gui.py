@@ -201,7 +201,7 @@ def main() -> int:
             widget.format_combo.setCurrentText(args.format)
             if widget.start_recording() is None:
                 print(f"bench_gui: {widget.message_label.text()}")
-                app.quit()
+                app.exit(0)
 
     def finish() -> None:
         phase["end"] = time.perf_counter()
@@ -215,7 +215,7 @@ def main() -> int:
         if widget.is_recording:
             widget.stop_recording()
         phase["stats"] = widget.loop.stop()  # type: ignore[assignment]
-        app.quit()
+        app.exit(0)
 
     if args.switch_ms is not None:
         sys.setswitchinterval(args.switch_ms / 1000.0)
@@ -228,7 +228,9 @@ def main() -> int:
     warmup_ms = 2000
     QTimer.singleShot(warmup_ms, begin)
     QTimer.singleShot(warmup_ms + int(args.seconds * 1000), finish)
-    app.exec_()
+    # app.exit, not app.quit: in Qt 6 quit() also closes the windows, and napari's window deletes
+    # its viewer on close (viewer.close() below would find it gone)
+    app.exec()
 
     stats = phase["stats"]
     span = phase["end"] - phase["start"]
