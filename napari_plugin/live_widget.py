@@ -17,6 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# QOpenGLWidget: QtWidgets in Qt 5, QtOpenGLWidgets in Qt 6; qtpy (>= 2.0, the first with Qt 6)
+# offers it from QtWidgets in both, while qtpy.QtOpenGLWidgets raises on Qt 5
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QOpenGLWidget, QWidget
 

@@ -4,6 +4,7 @@ import csv
 
 import numpy as np
 import pytest
+from qtpy.QtGui import QImage
 
 from napari_plugin.spread_panel import TABLE_COLUMNS, SpreadPanel, fit_text, interval_row
 from napari_plugin.spread_plot import nice_ticks
@@ -23,7 +24,7 @@ def results():
 
 
 def qimage_rgb(widget):
-    img = widget.grab().toImage().convertToFormat(4)  # QImage.Format_RGB32
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB32)
     ptr = img.constBits()
     ptr.setsize(img.height() * img.bytesPerLine())
     arr = np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine() // 4, 4)
