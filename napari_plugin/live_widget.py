@@ -25,7 +25,7 @@ from qtpy.QtWidgets import QFileDialog, QOpenGLWidget, QWidget
 from tfll_live.acquisition.recorder import analysis_dir_for
 from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
-from tfll_live.thickness import Calibration
+from tfll_live.thickness import checked_calibration
 from tfll_live.tracking import FrameResult, TrackerConfig
 
 from .feed import LoopFeed
@@ -154,12 +154,9 @@ class LiveWidget(LiveControls):
     def tracker_config(self) -> TrackerConfig:
         """Return the tracker settings chosen in the widget."""
         base = self.loop.tracker_config if self.loop is not None else TrackerConfig()
-        calibration = self.calibration_edit.text().strip() or None
-        if calibration is not None:
-            Calibration.load(calibration)  # a missing or bad file: a one-line ValueError now
-            calibration = str(Path(calibration).expanduser().resolve())
         return replace(base, enhancement=self.enhancement_combo.currentData(),
-                       flow=self.flow_combo.currentData(), thickness_calibration=calibration)
+                       flow=self.flow_combo.currentData(),
+                       thickness_calibration=checked_calibration(self.calibration_edit.text()))
 
     # -- live ------------------------------------------------------------------------------------
     def _make_core(self) -> Any:

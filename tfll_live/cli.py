@@ -148,6 +148,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Analyse one stream, with a progress line, and print a one-line summary."""
     from .analyze import analyze
     from .io import read_results
+    from .thickness import checked_calibration
     from .tracking import TrackerConfig
 
     settings = {k: getattr(args, k) for k in ("enhancement", "flow") if getattr(args, k)}
@@ -397,22 +398,6 @@ def _add_calibration_option(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="colour calibration of the camera for lipid thickness (from tfll calibrate)",
     )
-
-
-def checked_calibration(path: Path | None) -> str | None:
-    """The calibration file as an absolute path, read once so a bad file fails before any work.
-
-    The tracker reads the file again when it starts; checking here makes ``tfll analyze`` and
-    ``tfll live`` refuse a missing or malformed file before opening a stream or a camera, and
-    the absolute path in results.json still names the file whatever the working directory was.
-    """
-    if path is None:
-        return None
-    from .thickness import Calibration
-
-    path = path.expanduser().resolve()
-    Calibration.load(path)  # ValueError/OSError, one line, naming the file
-    return str(path)
 
 
 def add_calibrate(sub: Any) -> None:

@@ -97,6 +97,18 @@ class FrameSource(ABC):
 
     def read(self, i: int) -> np.ndarray:
         """Frame ``i`` (random access, where the format allows it)."""
+        self._check_index(i)
+        try:
+            return self._read_frame(i)
+        except (StreamError, IndexError):
+            raise
+        except Exception as e:
+            raise StreamError(
+                f"{self.path}: frame {i} is unreadable ({one_line(e)})", frames_read=i
+            ) from e
+
+    def _read_frame(self, i: int) -> np.ndarray:
+        """Frame ``i``, for ``read`` (which checks the index and words the errors)."""
         raise StreamError(f"{self.path}: this format can only be read in order, not at frame {i}")
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing open
@@ -415,15 +427,8 @@ class _TiffSource(FrameSource):
             planes = [self._pages[j].asarray() for j in range(i * self._ppf, (i + 1) * self._ppf)]
         return (planes[0] if self._ppf == 1 else np.stack(planes)).reshape(self._block)
 
-    def read(self, i: int) -> np.ndarray:
-        """Frame ``i``."""
-        self._check_index(i)
-        try:
-            return _block_to_frame(self._read_block(i), self._planar)
-        except Exception as e:
-            raise StreamError(
-                f"{self.path}: frame {i} is unreadable ({one_line(e)})", frames_read=i
-            ) from e
+    def _read_frame(self, i: int) -> np.ndarray:
+        return _block_to_frame(self._read_block(i), self._planar)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         assert self.n_frames is not None
@@ -700,15 +705,8 @@ class _ZarrSource(FrameSource):
         )
         return np.asarray(self._arr[idx]).reshape(stop - start, *self._block)
 
-    def read(self, i: int) -> np.ndarray:
-        """Frame ``i``."""
-        self._check_index(i)
-        try:
-            return _block_to_frame(self._read_frames(i, i + 1)[0], self._planar)
-        except Exception as e:
-            raise StreamError(
-                f"{self.path}: frame {i} is unreadable ({one_line(e)})", frames_read=i
-            ) from e
+    def _read_frame(self, i: int) -> np.ndarray:
+        return _block_to_frame(self._read_frames(i, i + 1)[0], self._planar)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         assert self.n_frames is not None

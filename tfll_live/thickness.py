@@ -230,6 +230,21 @@ class Calibration:
             raise ValueError(f"{path}: {e}") from None
 
 
+def checked_calibration(path: str | Path | None) -> str | None:
+    """A calibration file as an absolute path, read once so a bad file fails before any work.
+
+    The tracker reads the file again when it starts; checking first lets ``tfll analyze``,
+    ``tfll live`` and the live dock refuse a missing or malformed file before opening a stream
+    or a camera, and the absolute path in results.json names the file whatever the working
+    directory was.
+    """
+    if path is None or not str(path).strip():
+        return None
+    resolved = Path(path).expanduser().resolve()
+    Calibration.load(resolved)  # ValueError, one line, naming the file
+    return str(resolved)
+
+
 @dataclass(frozen=True, slots=True)
 class ThicknessFit:
     """One frame's estimate: the region's median thickness and how the fit came out."""

@@ -68,7 +68,7 @@ def run_live(args: argparse.Namespace) -> int:
     Bad input (configuration, replay file, output path) raises ValueError/OSError with a
     one-line message, which ``tfll`` prints as ``tfll: error: ...``.
     """
-    from tfll_live.cli import checked_calibration
+    from tfll_live.thickness import checked_calibration
 
     # before the camera starts: a bad calibration file is refused with nothing to undo
     tracker_config = TrackerConfig(
