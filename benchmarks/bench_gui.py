@@ -7,6 +7,10 @@ Measures, with the real capture loop, tracker, recorder and napari canvas:
 - frame-to-overlay latency: core buffer -> FrameResult (the loop's own histogram) plus
   FrameResult -> overlay drawn on the canvas (measured per displayed frame here, at the vispy
   draw event that follows the layer update).
+- where a stall's time goes: layer updates, the vispy draw, and the whole window repaint
+  (Qt composes the OpenGL canvas with the docks; with software OpenGL that is the raster work).
+- the repaint floor after live, with nothing else running: the same window with the TFLL layers,
+  with no layer at all, and a bare Qt OpenGL window of the same size; and the OpenGL renderer.
 
 Needs a display: run as  xvfb-run -a python benchmarks/bench_gui.py [--seconds 20] [--fps 60]
 """
@@ -75,12 +79,48 @@ class StallSampler:
             print(f"    {n:4d}  {where}")
 
 
+def repaint_ms(widget, app, n: int = 15) -> float:
+    """Median wall time of one repaint of ``widget``'s window (update, then process events)."""
+    times = []
+    for _ in range(n):
+        time.sleep(0.02)
+        app.processEvents()
+        widget.update()
+        t = time.perf_counter()
+        app.processEvents()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return float(np.median(times))
+
+
+def bare_gl_window_ms(size, app) -> float:
+    """Repaint cost of a Qt window holding only an OpenGL widget that clears (no napari)."""
+    from qtpy.QtOpenGLWidgets import QOpenGLWidget
+    from qtpy.QtWidgets import QMainWindow
+    from vispy.gloo import gl
+
+    class Clear(QOpenGLWidget):
+        def paintGL(self) -> None:
+            gl.glClearColor(0.0, 0.0, 0.0, 1.0)
+            gl.glClear(gl.GL_COLOR_BUFFER_BIT)
+
+    window, canvas = QMainWindow(), Clear()
+    window.setCentralWidget(canvas)
+    window.resize(size)
+    window.show()
+    repaint_ms(canvas, app, n=5)  # first paints create the context
+    ms = repaint_ms(canvas, app)
+    window.close()
+    return ms
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="measured time (after warm-up)")
     ap.add_argument("--fps", type=float, default=60.0)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--window", default="1400x900",
+                    help="napari window size WxH (software OpenGL: repaints cost grows with it)")
     ap.add_argument("--format", choices=["OME-Zarr", "OME-TIFF"], default="OME-Zarr")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--stabilized", action="store_true", help="stabilized view")
@@ -93,6 +133,11 @@ def main() -> int:
     ap.add_argument("--why", action="store_true",
                     help="sample the main thread's stack during stalls and print where they were")
     args = ap.parse_args()
+    try:
+        window_w, window_h = (int(v) for v in args.window.lower().split("x"))
+    except ValueError:
+        print(f"bench_gui: --window must be WxH, e.g. 1400x900, got {args.window!r}")
+        return 2
 
     from napari_plugin.demo import NO_DISPLAY, has_display
 
@@ -101,14 +146,29 @@ def main() -> int:
         return 1
 
     import napari
-    from qtpy.QtCore import QTimer
+    from napari._qt.qt_main_window import _QtMainWindow
+    from qtpy.QtCore import QEvent, QTimer
     from qtpy.QtWidgets import QApplication
 
     from napari_plugin.live_widget import LiveWidget
     from tfll_live.synth import SynthConfig
 
+    # the window's repaint (UpdateRequest): the vispy draw, the docks, and Qt's composition of
+    # the OpenGL canvas into the window (benchmark-only patch of napari's event override)
+    repaint_log: list[tuple[float, float]] = []  # (start, ms)
+    window_event = _QtMainWindow.event
+
+    def timed_window_event(self, e):  # type: ignore[no-untyped-def]
+        if e.type() != QEvent.Type.UpdateRequest:
+            return window_event(self, e)
+        t = time.perf_counter()
+        out = window_event(self, e)
+        repaint_log.append((t, (time.perf_counter() - t) * 1000.0))
+        return out
+
+    _QtMainWindow.event = timed_window_event
     viewer = napari.Viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
+    viewer.window._qt_window.resize(window_w, window_h)
     widget = LiveWidget(viewer)
     viewer.window.add_dock_widget(widget, name="TFLL Live", area="right")
     widget.synth_config = SynthConfig(height=args.height, width=args.width, n_frames=1800)
@@ -138,8 +198,14 @@ def main() -> int:
     pending: list[float] = []
     shown_before = [0]
 
+    renderer: list[str] = []
+
     def on_draw(event=None) -> None:
         now = time.perf_counter()
+        if not renderer:
+            from vispy.gloo import gl
+
+            renderer.append(str(gl.glGetParameter(gl.GL_RENDERER)))
         new = widget.shown_at[shown_before[0]:]
         shown_before[0] = len(widget.shown_at)
         pending.extend(arrived for _, arrived, _ in new)
@@ -194,6 +260,7 @@ def main() -> int:
         show_ms.clear()
         paint_ms.clear()
         drawn.clear()
+        repaint_log.clear()
         phase["start"] = time.perf_counter()
         phase["tracked0"] = widget.loop.stats.tracked
         if not args.no_record:
@@ -215,6 +282,21 @@ def main() -> int:
         if widget.is_recording:
             widget.stop_recording()
         phase["stats"] = widget.loop.stop()  # type: ignore[assignment]
+        phase["repaints"] = [ms for t, ms in repaint_log  # type: ignore[assignment]
+                             if phase["start"] <= t <= phase["end"]]
+        # the floor, with nothing else running: the same window, with and without the layers
+        phase["floor_layers"] = repaint_ms(canvas.native, app)
+        shown = [(layer, layer.visible) for layer in viewer.layers]
+        text = viewer.canvas.overlays.text if hasattr(viewer, "canvas") else viewer.text_overlay
+        text_visible = text.visible
+        for layer, _ in shown:
+            layer.visible = False
+        text.visible = False
+        phase["floor_empty"] = repaint_ms(canvas.native, app)
+        for layer, visible in shown:
+            layer.visible = visible
+        text.visible = text_visible
+        phase["floor_bare"] = bare_gl_window_ms(viewer.window._qt_window.size(), app)
         app.exit(0)
 
     if args.switch_ms is not None:
@@ -252,6 +334,10 @@ def main() -> int:
     print(f"  main thread: layer update median {pct(show_ms, 50):.1f} ms, max "
           f"{max(show_ms, default=nan):.1f} ms; canvas paint median {pct(paint_ms, 50):.1f} ms, "
           f"max {max(paint_ms, default=nan):.1f} ms")
+    repaints = phase["repaints"]
+    print(f"  window repaints (vispy draw + docks + Qt composition): median "
+          f"{pct(repaints, 50):.1f} ms, p99 {pct(repaints, 99):.1f} ms, max "
+          f"{max(repaints, default=nan):.1f} ms")
     print(f"  slowest layer updates {sorted(show_ms)[-5:][::-1]} ms".replace("np.float64", ""))
     print(f"  slowest paints {[round(x, 1) for x in sorted(paint_ms)[-5:][::-1]]} ms")
     cpu0, cpu1 = phase["cpu0"], phase["cpu1"]
@@ -269,6 +355,11 @@ def main() -> int:
           f"p95 {pct(gui_ms, 95):.1f} ms  ({len(gui_ms)} frames)")
     print(f"  frame -> overlay on screen: median ~{stats.latency_ms_median + pct(gui_ms, 50):.1f} "
           f"ms, p95 <= {stats.latency_ms_p95 + pct(gui_ms, 95):.1f} ms (sum of the two parts)")
+    size = viewer.window._qt_window.size()
+    print(f"  repaint floor after live, nothing else running ({size.width()}x{size.height()} "
+          f"window, OpenGL renderer {renderer[0] if renderer else '?'}): with the TFLL layers "
+          f"{phase['floor_layers']:.1f} ms, no layer {phase['floor_empty']:.1f} ms, bare Qt "
+          f"OpenGL window {phase['floor_bare']:.1f} ms")
     if watchdog is not None:
         watchdog.report()
     viewer.close()

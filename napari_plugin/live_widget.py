@@ -51,6 +51,10 @@ MAX_DISPLAY_PAUSE_S = 0.5
 # OpenGL): the plot dock redraws at most this often, the status line half as often
 PANEL_PERIOD_S = 0.25
 STATUS_PERIOD_S = 0.5
+# vertices per trajectory: with software OpenGL every vertex costs raster time in each paint
+# (140 features x 120 vertices: about 8 ms a paint); 60, spread evenly over the interval,
+# still draw the spread's curve
+TRACK_VERTICES = 60
 
 
 def _stop_quietly(holder: list[Any]) -> None:
@@ -92,7 +96,7 @@ class LiveWidget(LiveControls):
         self.synth_config = SynthConfig()  # the embedded camera's stream (tests use small ones)
         self.feed = LoopFeed()
         self.layers = LiveLayers(napari_viewer)
-        self.history = TrackHistory(max_frames=120)
+        self.history = TrackHistory(max_frames=TRACK_VERTICES)
         self.panel = SpreadPanel()
         self.recording_path: Path | None = None
         self.last_shown: FrameResult | None = None
