@@ -10,6 +10,7 @@ strongest dark-to-bright... edge below the pupil, fitted with a parabola.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -105,10 +106,14 @@ def find_pupil(gray: np.ndarray, refiner: PupilRefiner | None = None) -> Circle 
     return best[0][1] if best else None
 
 
-def _score(gray: np.ndarray, fit: tuple[Circle, float, float, float]) -> float:
-    """Evidence that a fitted circle is the pupil: agreement x step x sharpness x darkness."""
-    circle, inliers, step, sharpness = fit
-    return inliers * step * sharpness * _darkness(gray, circle)
+def _score(gray: np.ndarray, fit: MarginFit) -> float:
+    """Evidence that a fitted circle is the pupil: roundness x step x sharpness x darkness.
+
+    Roundness, not the robust fit's inlier share: the fit's tolerance grows with the scatter of
+    the edge points, so a ring of texture edges keeps all its rays; only a real margin lies
+    on its circle to within a pixel.
+    """
+    return fit.roundness * fit.step * fit.sharpness * _darkness(gray, fit.circle)
 
 
 def _darkness(gray: np.ndarray, c: Circle) -> float:
@@ -134,6 +139,19 @@ def _pad_to(k: np.ndarray, r: float) -> np.ndarray:
     return np.pad(k, p)
 
 
+class MarginFit(NamedTuple):
+    """A circle fitted to a dark-inside margin, with the evidence that it is one."""
+
+    circle: Circle
+    inliers: float  # share of rays kept by the robust fit (its tolerance adapts to the scatter)
+    step: float  # median gradient across the margin, grey levels/px
+    sharpness: float  # 1/edge width
+    roundness: float  # share of rays whose margin lies within ROUND_TOL_PX of the circle
+
+
+ROUND_TOL_PX = 1.0  # a real margin is a circle to within about a pixel, at any magnification
+
+
 class PupilRefiner:
     """Sub-pixel pupil circle from its margin along rays, robust to lipid texture."""
 
@@ -141,11 +159,10 @@ class PupilRefiner:
         ang = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
         self._cos, self._sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
-    def refine(self, gray: np.ndarray, guess: Circle) -> tuple[Circle, float, float, float] | None:
+    def refine(self, gray: np.ndarray, guess: Circle) -> MarginFit | None:
         """Circle fitted to the margin near ``guess`` (or None), with evidence for it.
 
-        Returns the circle, its inlier share, margin step (median gradient across it, grey
-        levels/px) and sharpness (1/edge width).
+        Returns the circle and the evidence that it is a margin (``MarginFit``).
         """
         r0 = guess.r_px
         radii = np.linspace(0.6 * r0, 1.45 * r0, max(24, int(0.85 * r0))).astype(np.float32)
@@ -187,7 +204,11 @@ class PupilRefiner:
             - prof[idx, np.maximum(kk - EDGE_SPAN, 0)]
         )
         sharpness = float(np.median(w / np.maximum(rise, 1e-3)))
-        return circle, inliers / N_RAYS, float(np.median(w)) / step, sharpness
+        off = np.abs(np.hypot(px - circle.x_px, py - circle.y_px) - circle.r_px)
+        roundness = float(np.count_nonzero(off < ROUND_TOL_PX)) / N_RAYS
+        return MarginFit(
+            circle, inliers / N_RAYS, float(np.median(w)) / step, sharpness, roundness
+        )
 
 
 def _robust_circle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Circle | None, int]:
