@@ -258,3 +258,16 @@ def test_pupil_search_finds_the_pupil_in_small_frames():
             if off > 0.3 * stream.pupil_radius:
                 misses.append((seed, i))
     assert not misses
+
+
+@pytest.mark.parametrize("seed", [7301, 7302])
+def test_eye_moving_far_makes_no_false_blink(seed):
+    # in a small frame a saccade of 10-16 px carries the eye past the blink detector's edge
+    # margin, and one under the lid leaves it elsewhere when the lid opens: neither is a blink
+    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=700, seed=seed,
+                                         saccades_per_s=1.5, saccade_px=(10.0, 16.0),
+                                         partial_blink_fraction=0.0))
+    results, summary = run(stream)
+    acc = score(results, summary, stream.truth)
+    assert acc.blink_f1 == 1.0
+    assert acc.eye_rmse_px <= 1.0

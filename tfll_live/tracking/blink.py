@@ -101,22 +101,7 @@ class BlinkDetector:
     ) -> BlinkEvent:
         """Classify frame ``i``; ``region_rows`` are the tracked region's rows (full-res px)."""
         scale = SMALL_ROWS / gray.shape[0]
-        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(
-            np.float32
-        )
-        # blurred so that sub-pixel motion compensation interpolates smoothly
-        small = cv2.GaussianBlur(small, (5, 5), 1.2)
-        # undo the eye's motion so saccades do not look like blinks
-        m = np.float32([[1, 0, eye_dx_px * scale], [0, 1, eye_dy_px * scale]])
-        small = cv2.warpAffine(
-            small,
-            m,
-            small.shape[::-1],
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        # the frame edges show what the eye's motion brought in or pushed out: leave them out
-        small = np.ascontiguousarray(small[EDGE:-EDGE, EDGE:-EDGE])
+        small = self._compensated(gray, eye_dx_px, eye_dy_px)
         if self._ref is None:
             self._ref, self._prev = small, small
             return BlinkEvent(False)
@@ -179,6 +164,41 @@ class BlinkDetector:
                 ended=(self._start, max(end, self._start), bool(self._region_peak_z > self.z_on)),
             )
         return BlinkEvent(True)
+
+    def rebase(self, gray: np.ndarray, eye_dx_px: float, eye_dy_px: float) -> None:
+        """Take ``gray`` as the open eye at the eye's measured position.
+
+        Under the lid the eye is not followed, so the frame that ended a blink was compared at
+        the eye's position before it. Once the eye is found again it may have moved (a saccade
+        under the lid): the new reference must be that frame at the eye's real position, or the
+        next frame differs from it by the whole move and reads as another blink.
+        """
+        if self._ref is not None and not self._blinking:
+            self._ref = self._compensated(gray, eye_dx_px, eye_dy_px)
+            self._prev = self._ref
+
+    def _compensated(self, gray: np.ndarray, eye_dx_px: float, eye_dy_px: float) -> np.ndarray:
+        """The frame small, blurred and shifted back by the eye's motion, its edges cut off."""
+        scale = SMALL_ROWS / gray.shape[0]
+        small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(
+            np.float32
+        )
+        # blurred so that sub-pixel motion compensation interpolates smoothly
+        small = cv2.GaussianBlur(small, (5, 5), 1.2)
+        # undo the eye's motion so saccades do not look like blinks
+        m = np.float32([[1, 0, eye_dx_px * scale], [0, 1, eye_dy_px * scale]])
+        size, flags = small.shape[::-1], cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        shifted = cv2.warpAffine(small, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        # the frame edges show what the eye's motion brought in or pushed out: leave them out
+        inner = np.ascontiguousarray(shifted[EDGE:-EDGE, EDGE:-EDGE])
+        if self._ref is None:
+            return inner
+        # where a large shift reached past the frame (beyond EDGE) the eye is not in view: such
+        # pixels keep the reference's value (no difference, nothing learnt)
+        seen = cv2.warpAffine(
+            np.ones_like(small), m, size, flags=flags, borderMode=cv2.BORDER_CONSTANT
+        )[EDGE:-EDGE, EDGE:-EDGE]
+        return np.where(seen > 0.999, inner, self._ref)
 
     def _first_above_off(self, i: int) -> int:
         """Backdate a blink's start to the first frame of the run above the low threshold."""

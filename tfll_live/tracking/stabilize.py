@@ -16,7 +16,10 @@ from .results import Circle
 
 REDETECT_EVERY = 15  # frames between full searches while the pupil is lost (a search costs ~20 ms)
 MIN_INLIERS = 0.45
-SETTLE_FRAMES = 3  # consecutive good pupil fits before the first one becomes the reference
+SETTLE_FRAMES = 3
+# share of the margin on its circle to within a pixel: 0.8-1.0 for an open eye, below 0.55
+# while the lid covers part of the pupil (the robust fit's inlier share stays near 1 there)
+WHOLE_ROUNDNESS = 0.7  # consecutive good pupil fits before the first one becomes the reference
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +52,18 @@ class Stabilizer:
         return self._ref is not None
 
     def push(self, gray: np.ndarray, hold: bool = False) -> EyeMotion:
-        """Eye motion in this frame; with ``hold`` (lid over the eye) the last motion is kept."""
+        """Eye motion in this frame.
+
+        With ``hold`` (in a blink) the last motion is kept unless the whole margin is in view:
+        the lid may have lifted off the pupil while the blink is not over yet, and the eye may
+        have moved under it; its motion is needed to see that the eye is open again.
+        """
         if hold:
-            return EyeMotion(*self._motion, None)
+            pupil = self._whole_margin(gray)
+            if pupil is None or self._ref is None:
+                return EyeMotion(*self._motion, None)
+            self._motion = (pupil.x_px - self._ref.x_px, pupil.y_px - self._ref.y_px)
+            return EyeMotion(*self._motion, pupil)
         pupil = self._follow(gray)
         if pupil is None:
             self._streak = 0
@@ -81,6 +93,16 @@ class Stabilizer:
         if found is not None:
             self._last = found
         return found
+
+    def _whole_margin(self, gray: np.ndarray) -> Circle | None:
+        """The pupil near its last place if its margin is seen as a whole circle, else None."""
+        if self._last is None:
+            return None
+        fit = self._refiner.refine(gray, self._last)
+        if fit is None or fit.roundness < WHOLE_ROUNDNESS or not self._plausible(fit.circle):
+            return None
+        self._last = fit.circle
+        return fit.circle
 
     def _plausible(self, pupil: Circle) -> bool:
         """A pupil changes size slowly: a circle far from the reference size is something else."""

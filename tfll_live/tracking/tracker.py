@@ -202,6 +202,7 @@ class Tracker:
         if blinking and not event.blinking:  # the eye just opened: find it again in this frame
             motion = self._stabilizer.push(gray)
             eye = (motion.dx_px, motion.dy_px)
+            self._blinks_detector.rebase(gray, *eye)  # it may have moved under the lid
             lid = self._lid(gray, motion.pupil, eye)
             iris = self._iris(gray, motion.pupil, eye)
         mask = _region_mask(gray.shape, motion.pupil, lid, iris)
