@@ -1,7 +1,8 @@
 """Accuracy of the tracker against synthetic ground truth, over seeds and frame sizes.
 
     python benchmarks/bench_accuracy.py [--seeds 9001 9002 ...] [--frames 900] [--size 480 640]
-                                        [--flow lucas-kanade|farneback|ssd]
+                                        [--flow lucas-kanade|farneback|ssd] [--fps 45]
+                                        [--noise-dn 2] [--mono] [--bits 8|16]
 
 Prints, per stream and overall: blink F1 (partial blinks flagged right), eye-motion RMSE, lipid
 displacement RMSE, median relative tau error, thickness median absolute error.
@@ -24,6 +25,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=900)
     ap.add_argument("--size", type=int, nargs=2, default=(480, 640))
     ap.add_argument("--flow", default="lucas-kanade")
+    ap.add_argument("--fps", type=float, default=45.0)
+    ap.add_argument("--noise-dn", type=float, default=2.0, help="read noise, 8-bit counts")
+    ap.add_argument("--mono", action="store_true", help="a monochrome camera (no thickness)")
+    ap.add_argument("--bits", type=int, choices=[8, 16], default=8)
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
@@ -34,6 +39,10 @@ def main() -> None:
                 n_frames=args.frames,
                 seed=seed,
                 partial_blink_fraction=0.3,
+                fps=args.fps,
+                noise_dn=args.noise_dn,
+                rgb=not args.mono,
+                bit_depth=args.bits,
             )
         )
         tracker = Tracker(TrackerConfig(flow=args.flow))

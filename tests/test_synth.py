@@ -27,3 +27,18 @@ def test_frames_are_deterministic_and_of_the_configured_kind():
     assert f.shape == (96, 128) and f.dtype == np.uint16
     np.testing.assert_array_equal(f, b.render(3))
     assert not np.array_equal(f, a.render(4))
+
+
+def test_a_new_layer_does_not_jump_when_the_lid_has_opened():
+    # after a complete blink the new layer lies where it starts spreading from as soon as the
+    # lid is up: the frame that ends the blink (lid fully open) and the interval's first frame
+    # differ no more than two open frames do
+    stream = SyntheticStream(SynthConfig(n_frames=400, seed=41, fps=100.0, drift_px=0.0,
+                                         saccades_per_s=0.0, partial_blink_fraction=0.0))
+    blink = stream.truth.blinks[0]
+    e = blink["end_frame"]
+    assert stream.truth.open[e]  # the lid is up in the blink's last frame
+    frames = [stream.render(i).astype(float) for i in (e, e + 1, e + 2)]
+    at_opening = np.abs(frames[1] - frames[0]).mean()
+    while_open = np.abs(frames[2] - frames[1]).mean()
+    assert at_opening < 2.0 * while_open

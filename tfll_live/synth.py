@@ -276,8 +276,8 @@ class SyntheticStream:
                 }
             )
         # where the layer sits on the eye: a complete blink lays a new layer (switched while the
-        # lid covers the eye, at mid-blink) that starts from 0; a partial blink leaves the layer
-        # in place, so it moves on from where it was
+        # lid covers the eye, at mid-blink) that lies where it starts spreading from (0) as the
+        # lid opens; a partial blink leaves the layer in place, so it moves on from where it was
         field_of = np.zeros(n, int)
         field_dy = spread.copy()
         field, base = 0, 0.0
@@ -289,6 +289,7 @@ class SyntheticStream:
             field_of[s0:mid] = field
             if b["complete"]:
                 field, base = k + 1, 0.0
+                field_dy[mid : e0 + 1] = 0.0
             else:
                 base = prev_end
             field_of[mid : e0 + 1] = field
