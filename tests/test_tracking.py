@@ -271,3 +271,16 @@ def test_eye_moving_far_makes_no_false_blink(seed):
     acc = score(results, summary, stream.truth)
     assert acc.blink_f1 == 1.0
     assert acc.eye_rmse_px <= 1.0
+
+
+def test_eye_motion_is_measured_from_the_first_frame_the_pupil_is_seen_in():
+    # the reference waits a few frames for the pupil fit to settle; if the eye moves in those
+    # frames, motion must still be counted from where it was first seen, or all of it is offset
+    def moving_at_start(seed):
+        return SyntheticStream(SynthConfig(n_frames=120, seed=seed, saccades_per_s=6.0,
+                                           saccade_px=(8.0, 12.0), first_blink_s=(3.0, 3.5)))
+
+    stream = next(s for s in map(moving_at_start, range(7401, 7500))
+                  if np.hypot(s.truth.eye_dx_px[2], s.truth.eye_dy_px[2]) > 2.0)
+    results, summary = run(stream)
+    assert score(results, summary, stream.truth).eye_rmse_px <= 0.5

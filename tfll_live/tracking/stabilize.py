@@ -45,6 +45,7 @@ class Stabilizer:
         self._motion = (0.0, 0.0)
         self._since_search = REDETECT_EVERY
         self._streak = 0
+        self._first_seen: np.ndarray | None = None  # the frame that began the settling streak
 
     @property
     def has_reference(self) -> bool:
@@ -71,9 +72,11 @@ class Stabilizer:
         self._streak += 1
         if self._ref is None:
             # a fresh detection may still be converging onto the margin: wait for it to settle
+            if self._streak == 1:
+                self._first_seen = gray
             if self._streak < SETTLE_FRAMES:
                 return EyeMotion(*self._motion, pupil)
-            self._ref = pupil
+            self._ref = self._at_first_seen(pupil)
         self._motion = (pupil.x_px - self._ref.x_px, pupil.y_px - self._ref.y_px)
         return EyeMotion(*self._motion, pupil)
 
@@ -93,6 +96,20 @@ class Stabilizer:
         if found is not None:
             self._last = found
         return found
+
+    def _at_first_seen(self, settled: Circle) -> Circle:
+        """The pupil in the streak's first frame, refitted from the settled circle.
+
+        The reference is where the eye was when the pupil was first seen (those frames report
+        no motion), not where it is once the fit has settled: the eye may have moved meanwhile.
+        """
+        first, self._first_seen = self._first_seen, None
+        if first is None:
+            return settled
+        fit = self._refiner.refine(first, settled)
+        if fit is None or fit.roundness < WHOLE_ROUNDNESS or not self._plausible(fit.circle):
+            return settled
+        return fit.circle
 
     def _whole_margin(self, gray: np.ndarray) -> Circle | None:
         """The pupil near its last place if its margin is seen as a whole circle, else None."""
