@@ -214,6 +214,8 @@ class FailingCamera(SimpleCameraDevice):
         super().__init__()
         self.fail_after = fail_after
         self._n = 0
+        self.go = threading.Event()  # cleared: no frame until set (e.g. once recording)
+        self.go.set()
         self._stream = SyntheticStream(SynthConfig(height=96, width=128, n_frames=50))
 
     def sensor_shape(self) -> tuple[int, int, int]:
@@ -229,6 +231,7 @@ class FailingCamera(SimpleCameraDevice):
         pass
 
     def snap(self, buffer: np.ndarray) -> dict[str, str]:
+        self.go.wait(10)
         if self._n >= self.fail_after:
             raise OSError("USB cable unplugged")
         self._stream.render(self._n, out=buffer)
@@ -253,11 +256,14 @@ class SilentCamera(FailingCamera):
 @pytest.mark.parametrize("fmt", ["ome-zarr", "ome-tiff"])
 def test_camera_raising_mid_sequence_stops_the_loop_and_finalises_the_recording(tmp_path, fmt):
     core = new_core()
-    add_camera(core, "Cam", FailingCamera(fail_after=30))
+    cam = FailingCamera(fail_after=30)
+    cam.go.clear()  # every frame is to be recorded: none before the recording starts
+    add_camera(core, "Cam", cam)
     loop = CaptureLoop(core)
     got = Collect(loop)
     loop.start()
     path = loop.start_recording(tmp_path / "rec", fmt)
+    cam.go.set()
     assert wait_until(lambda: bool(got.stopped))
     assert len(got.errors) == 1
     assert "USB cable unplugged" in got.errors[0] and "'Cam'" in got.errors[0]
@@ -281,6 +287,7 @@ def test_camera_raising_mid_sequence_stops_the_loop_and_finalises_the_recording(
 
 def test_camera_that_stops_delivering_is_reported_and_stop_does_not_hang(tmp_path):
     cam = SilentCamera(fail_after=12)
+    cam.go.clear()  # every frame is to be recorded: none before the recording starts
     core = new_core()
     add_camera(core, "Cam", cam)
     loop = CaptureLoop(core, stall_timeout_s=0.5)
@@ -288,6 +295,7 @@ def test_camera_that_stops_delivering_is_reported_and_stop_does_not_hang(tmp_pat
     try:
         loop.start()
         path = loop.start_recording(tmp_path / "rec")
+        cam.go.set()
         assert wait_until(lambda: bool(got.stopped), timeout_s=10)
         assert len(got.errors) == 1 and "delivered no frame" in got.errors[0]
         t0 = time.monotonic()
