@@ -35,16 +35,17 @@ def test_blinks_found_and_partial_blinks_flagged(tracked):
     assert acc.partial_correct == 1.0
 
 
-def test_eye_motion_within_one_pixel(tracked):
-    assert tracked[3].eye_rmse_px <= 1.0
+def test_eye_motion_within_half_a_pixel(tracked):
+    assert tracked[3].eye_rmse_px <= 0.5
 
 
 def test_lipid_displacement_and_tau_match_truth(tracked):
+    # measured on these streams: lipid 0.1-0.4 px, tau 0.3-1.2%, spread time 2-3.3%
     acc = tracked[3]
-    assert acc.lipid_rmse_px <= 3.0
+    assert acc.lipid_rmse_px <= 1.0
     assert acc.n_intervals_scored >= 1
-    assert acc.tau_rel_error_median <= 0.10
-    assert acc.n_spread_times_scored >= 1 and acc.spread_time_rel_error_median <= 0.10
+    assert acc.tau_rel_error_median <= 0.05
+    assert acc.n_spread_times_scored >= 1 and acc.spread_time_rel_error_median <= 0.07
 
 
 def test_intervals_and_states_are_consistent(tracked):
