@@ -29,6 +29,16 @@ FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Fa
               FlowMethod.SSD: "SSD templates"}
 
 
+def _path_row(placeholder: str = "") -> tuple[QLineEdit, QPushButton, QHBoxLayout]:
+    """A path field with its browse button ("…"), laid out in a row."""
+    edit, button, row = QLineEdit(), QPushButton("…"), QHBoxLayout()
+    edit.setPlaceholderText(placeholder)
+    button.setFixedWidth(30)
+    row.addWidget(edit)
+    row.addWidget(button)
+    return edit, button, row
+
+
 class LiveControls(QWidget):
     """The dock's controls, laid out; ``set_state`` enables what makes sense."""
 
@@ -37,13 +47,9 @@ class LiveControls(QWidget):
         cam = QGroupBox("Camera")
         self.camera_combo = QComboBox()
         self.camera_combo.addItems([SYNTHETIC, REPLAY, MM_CONFIG])
-        self.path_edit = QLineEdit()
-        self.path_edit.setPlaceholderText("file to replay / Micro-Manager .cfg")
-        self.browse_button = QPushButton("…")
-        self.browse_button.setFixedWidth(30)
-        path_row = QHBoxLayout()
-        path_row.addWidget(self.path_edit)
-        path_row.addWidget(self.browse_button)
+        self.path_edit, self.browse_button, path_row = _path_row(
+            "file to replay / Micro-Manager .cfg"
+        )
         self.fps_spin = QDoubleSpinBox()
         self.fps_spin.setRange(1.0, 500.0)
         self.fps_spin.setValue(45.0)
@@ -74,14 +80,10 @@ class LiveControls(QWidget):
         self.enhancement_combo.setCurrentIndex(self.enhancement_combo.findData(default.enhancement))
         self.flow_combo.setCurrentIndex(self.flow_combo.findData(default.flow))
         self.stabilized_check = QCheckBox("stabilized view (follow the eye)")
-        self.calibration_edit = QLineEdit()
-        self.calibration_edit.setPlaceholderText("none (tfll calibrate makes one)")
+        self.calibration_edit, self.calibration_button, calibration_row = _path_row(
+            "none (tfll calibrate makes one)"
+        )
         self.calibration_edit.setToolTip("the camera's colour calibration for lipid thickness")
-        self.calibration_button = QPushButton("…")
-        self.calibration_button.setFixedWidth(30)
-        calibration_row = QHBoxLayout()
-        calibration_row.addWidget(self.calibration_edit)
-        calibration_row.addWidget(self.calibration_button)
         form = QFormLayout(trk)
         form.addRow("Enhancement", self.enhancement_combo)
         form.addRow("Flow", self.flow_combo)
@@ -89,12 +91,8 @@ class LiveControls(QWidget):
         form.addRow(self.stabilized_check)
 
         rec = QGroupBox("Recording")
-        self.folder_edit = QLineEdit(str(Path.home()))
-        self.folder_button = QPushButton("…")
-        self.folder_button.setFixedWidth(30)
-        folder_row = QHBoxLayout()
-        folder_row.addWidget(self.folder_edit)
-        folder_row.addWidget(self.folder_button)
+        self.folder_edit, self.folder_button, folder_row = _path_row()
+        self.folder_edit.setText(str(Path.home()))
         self.format_combo = QComboBox()
         self.format_combo.addItems(list(FORMATS))
         self.record_button = QPushButton("Record")

@@ -16,10 +16,10 @@ from .results import Circle
 
 REDETECT_EVERY = 15  # frames between full searches while the pupil is lost (a search costs ~20 ms)
 MIN_INLIERS = 0.45
-SETTLE_FRAMES = 3
+SETTLE_FRAMES = 3  # consecutive good pupil fits before the first one becomes the reference
 # share of the margin on its circle to within a pixel: 0.8-1.0 for an open eye, below 0.55
 # while the lid covers part of the pupil (the robust fit's inlier share stays near 1 there)
-WHOLE_ROUNDNESS = 0.7  # consecutive good pupil fits before the first one becomes the reference
+WHOLE_ROUNDNESS = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,21 +104,21 @@ class Stabilizer:
         no motion), not where it is once the fit has settled: the eye may have moved meanwhile.
         """
         first, self._first_seen = self._first_seen, None
-        if first is None:
-            return settled
-        fit = self._refiner.refine(first, settled)
-        if fit is None or fit.roundness < WHOLE_ROUNDNESS or not self._plausible(fit.circle):
-            return settled
-        return fit.circle
+        refitted = None if first is None else self._round_fit(first, settled)
+        return refitted or settled
 
     def _whole_margin(self, gray: np.ndarray) -> Circle | None:
         """The pupil near its last place if its margin is seen as a whole circle, else None."""
-        if self._last is None:
-            return None
-        fit = self._refiner.refine(gray, self._last)
+        found = None if self._last is None else self._round_fit(gray, self._last)
+        if found is not None:
+            self._last = found
+        return found
+
+    def _round_fit(self, gray: np.ndarray, guess: Circle) -> Circle | None:
+        """The pupil refitted near ``guess`` if its whole margin is round and its size plausible."""
+        fit = self._refiner.refine(gray, guess)
         if fit is None or fit.roundness < WHOLE_ROUNDNESS or not self._plausible(fit.circle):
             return None
-        self._last = fit.circle
         return fit.circle
 
     def _plausible(self, pupil: Circle) -> bool:
