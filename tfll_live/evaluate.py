@@ -6,12 +6,46 @@ scoring applies to any stream written with its truth (``tfll synth``).
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from .synth import GroundTruth
-from .tracking import FrameResult, Summary
+from .synth import GroundTruth, SyntheticStream, write_video
+from .tracking import EyeState, FrameResult, Summary, Tracker, TrackerConfig
+
+MATCH_SLACK = 2  # frames by which a reported blink may miss the true one and still match it
+
+
+@dataclass(frozen=True)
+class IntervalScore:
+    """One true interval against what the tracker made of it."""
+
+    start_frame: int
+    end_frame: int
+    true_amplitude_px: float
+    true_tau_s: float
+    fit_amplitude_px: float | None  # the spread fit's |a|, None without a fit
+    fit_tau_s: float | None
+    true_travel_px: float  # where the layer really was at the interval's last tracked frame
+    measured_travel_px: float  # and where the tracker put it
+    long_enough: bool  # lasted over 2 tau: its fit is expected to find the asymptote
+
+    @property
+    def amplitude_error(self) -> float:
+        """Relative error of the fitted amplitude (nan without a fit)."""
+        if self.fit_amplitude_px is None:
+            return float("nan")
+        return abs(self.fit_amplitude_px - self.true_amplitude_px) / self.true_amplitude_px
+
+    @property
+    def tau_error(self) -> float:
+        """Relative error of the fitted tau (nan without a fit)."""
+        if self.fit_tau_s is None:
+            return float("nan")
+        return abs(self.fit_tau_s - self.true_tau_s) / self.true_tau_s
 
 
 @dataclass(frozen=True)
@@ -26,6 +60,47 @@ class Accuracy:
     n_intervals_scored: int
     spread_time_rel_error_median: float = float("nan")  # measured vs tau*ln(1/threshold)
     n_spread_times_scored: int = 0
+    false_blinks: int = 0  # reported blinks that match no true one
+    blink_delays: tuple[int, ...] = ()  # frames from each found blink's start to its report
+    intervals: tuple[IntervalScore, ...] = ()
+
+    @property
+    def amplitude_errors(self) -> np.ndarray:
+        """Relative amplitude errors of the intervals long enough to score."""
+        return np.array([s.amplitude_error for s in self.intervals if s.long_enough], dtype=float)
+
+
+def delivered_frames(stream: SyntheticStream, workdir: str | Path) -> Iterator[np.ndarray]:
+    """The frames as the tracker receives them.
+
+    Rendered, or decoded from the lossy video the stream's ``video`` setting names (written in
+    ``workdir``, read back as ``tfll analyze`` reads videos).
+    """
+    from .io import open_stream
+
+    cfg = stream.config
+    if cfg.video is None:
+        yield from (stream.render(i) for i in range(len(stream)))
+        return
+    path = Path(workdir) / f"stream{'.mp4' if cfg.video == 'h264' else '.avi'}"
+    write_video(stream, path)
+    with open_stream(path, fps=cfg.fps) as source:
+        for frame in source:
+            yield frame[: cfg.height, : cfg.width]
+    path.unlink()
+
+
+def track(
+    stream: SyntheticStream, config: TrackerConfig | None = None
+) -> tuple[list[FrameResult], Summary]:
+    """Every frame of the stream through a fresh tracker, as delivered."""
+    tracker = Tracker(config)
+    with tempfile.TemporaryDirectory(prefix="tfll-eval-") as tmp:
+        results = [
+            tracker.push(frame, i / stream.config.fps)
+            for i, frame in enumerate(delivered_frames(stream, tmp))
+        ]
+    return results, tracker.finish()
 
 
 def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> Accuracy:
@@ -38,13 +113,18 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
         if b["start_frame"] < n
     ]
     matched, flags = 0, 0
+    delays: list[int] = []
     used: set[int] = set()
+    states = np.array([r.state is EyeState.BLINK for r in results])
     for s, e, c in true_blinks:
         for k, (es, ee, ec) in enumerate(est_blinks):
-            if k not in used and es <= e + 2 and ee >= s - 2:
+            if k not in used and es <= e + MATCH_SLACK and ee >= s - MATCH_SLACK:
                 used.add(k)
                 matched += 1
                 flags += int(ec == c)
+                said = np.flatnonzero(states[max(0, s - MATCH_SLACK) : e + 1])
+                if said.size:  # the first frame the tracker said "blink" in, from the lid's start
+                    delays.append(int(said[0]) + max(0, s - MATCH_SLACK) - s)
                 break
     precision = matched / len(est_blinks) if est_blinks else float(not true_blinks)
     recall = matched / len(true_blinks) if true_blinks else 1.0
@@ -59,6 +139,7 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
     errs = []
     tau_errs = []
     spread_errs: list[float] = []
+    scored: list[IntervalScore] = []
     for iv in truth.intervals:
         s, e = iv["start_frame"], min(iv["end_frame"], n - 1)
         if e - s < 10:
@@ -75,8 +156,24 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
         errs.append(est[ok] - truth.lipid_dy_px[s : e + 1][ok])
         mid = (s + e) // 2
         fitted = [v for v in summary.intervals if v.start_frame <= mid <= v.end_frame]
-        if fitted and fitted[0].spread is not None and e - s > 2 * iv["tau_s"] * truth.fps:
-            tau_errs.append(abs(fitted[0].spread.tau_s - iv["tau_s"]) / iv["tau_s"])
+        spread = fitted[0].spread if fitted else None
+        long_enough = e - s > 2 * iv["tau_s"] * truth.fps
+        if spread is not None and long_enough:
+            tau_errs.append(abs(spread.tau_s - iv["tau_s"]) / iv["tau_s"])
+        last = int(np.flatnonzero(ok)[-1])
+        scored.append(
+            IntervalScore(
+                s,
+                e,
+                iv["amplitude_px"],
+                iv["tau_s"],
+                None if spread is None else spread.amplitude_px,
+                None if spread is None else spread.tau_s,
+                float(-truth.lipid_dy_px[s + last]),
+                float(-est[last]),
+                bool(long_enough and iv.get("drift_px_s", 0.0) == 0.0),
+            )
+        )
         kin = fitted[0].kinetics if fitted else None
         if kin is not None and kin.spread_time_s is not None:
             # the true speed, less any steady drift, falls below threshold*initial at tau*ln(1/t)
@@ -94,4 +191,7 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
         len(tau_errs),
         spread,
         len(spread_errs),
+        false_blinks=len(est_blinks) - len(used),
+        blink_delays=tuple(delays),
+        intervals=tuple(scored),
     )
