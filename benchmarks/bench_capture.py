@@ -42,21 +42,29 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=100.0)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--stream-frames", type=int, default=900,
-                    help="length of the looping synthetic session, pre-rendered (default 900)")
+    ap.add_argument(
+        "--stream-frames",
+        type=int,
+        default=900,
+        help="length of the looping synthetic session, pre-rendered (default 900)",
+    )
     ap.add_argument("--format", choices=("ome-zarr", "ome-tiff"), default="ome-zarr")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--out-dir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the recording")
     args = ap.parse_args()
 
-    cfg = SynthConfig(height=args.height, width=args.width, fps=args.fps,
-                      n_frames=args.stream_frames, seed=0)
+    cfg = SynthConfig(
+        height=args.height, width=args.width, fps=args.fps, n_frames=args.stream_frames, seed=0
+    )
     t0 = time.perf_counter()
     core = make_core(synth=cfg, prerender=True)
-    print(f"camera: {args.width}x{args.height} RGB at {args.fps:g} frames/s, "
-          f"{args.stream_frames} frames pre-rendered in {time.perf_counter() - t0:.1f} s; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"camera: {args.width}x{args.height} RGB at {args.fps:g} frames/s, "
+        f"{args.stream_frames} frames pre-rendered in {time.perf_counter() - t0:.1f} s; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
 
     loop = CaptureLoop(core)
     latencies: list[float] = []
@@ -86,9 +94,12 @@ def main() -> int:
             elapsed = time.perf_counter() - wall0
             if elapsed >= next_report:
                 s = loop.stats
-                print(f"  {elapsed:6.0f} s: acquired {s.acquired}, tracked {s.tracked}, "
-                      f"recorded {s.recorded}, dropped {s.dropped}, {s.fps:.1f} frames/s, "
-                      f"latency p95 {s.latency_ms_p95:.1f} ms, RSS {rss_mb():.0f} MB", flush=True)
+                print(
+                    f"  {elapsed:6.0f} s: acquired {s.acquired}, tracked {s.tracked}, "
+                    f"recorded {s.recorded}, dropped {s.dropped}, {s.fps:.1f} frames/s, "
+                    f"latency p95 {s.latency_ms_p95:.1f} ms, RSS {rss_mb():.0f} MB",
+                    flush=True,
+                )
                 next_report += 10.0 if args.seconds <= 120 else 30.0
     except KeyboardInterrupt:
         print("interrupted", flush=True)
@@ -105,8 +116,10 @@ def main() -> int:
     print(f"tracked         {stats.tracked}")
     print(f"recorded        {stats.recorded}  ({args.format if path else 'off'})")
     print(f"dropped         {stats.dropped}")
-    print(f"latency median  {stats.latency_ms_median:.1f} ms (frame in the core's buffer -> "
-          "FrameResult)")
+    print(
+        f"latency median  {stats.latency_ms_median:.1f} ms (frame in the core's buffer -> "
+        "FrameResult)"
+    )
     print(f"latency p95     {stats.latency_ms_p95:.1f} ms")
     print(f"CPU             {cpu / wall:.2f} cores busy on average")
     if samples:
@@ -114,11 +127,15 @@ def main() -> int:
         marks = [samples[min(n - 1, int(n * q))] for q in (0.0, 0.25, 0.5, 0.75)] + [samples[-1]]
         over_time = ", ".join(f"{t:.0f} s: {m:.0f}" for t, m in marks)
         late = [m for t, m in samples if t >= 0.2 * wall]
-        print(f"RSS (MB)        before start {rss_start:.0f}; {over_time}; peak "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+        print(
+            f"RSS (MB)        before start {rss_start:.0f}; {over_time}; peak "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+        )
         if late:
-            print(f"RSS after 20%   min {min(late):.0f} / median {statistics.median(late):.0f} "
-                  f"/ max {max(late):.0f} MB (flat if these agree)")
+            print(
+                f"RSS after 20%   min {min(late):.0f} / median {statistics.median(late):.0f} "
+                f"/ max {max(late):.0f} MB (flat if these agree)"
+            )
     for e in errors:
         print(f"error: {e}")
     if path is not None:
@@ -126,8 +143,10 @@ def main() -> int:
     if not args.keep:
         shutil.rmtree(out_dir, ignore_errors=True)
     ok = stats.dropped == 0 and (path is None or stats.recorded == stats.acquired)
-    print("PASS" if ok and stats.latency_ms_p95 <= 20 else "FAIL",
-          "(dropped = 0, recorded = acquired, p95 <= 20 ms)")
+    print(
+        "PASS" if ok and stats.latency_ms_p95 <= 20 else "FAIL",
+        "(dropped = 0, recorded = acquired, p95 <= 20 ms)",
+    )
     return 0 if ok else 1
 
 

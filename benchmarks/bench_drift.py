@@ -47,8 +47,10 @@ def main() -> None:
                 chose = iv.kinetics.model == DRIFT_MODEL
                 if not iv.kinetics.model_decidable:
                     undecided += 1
-                    print(f"seed {seed}: truth drift {truth[0]['drift_px_s']:.2f} px/s, "
-                          f"interval {iv.kinetics.duration_s:.1f} s long: too short to tell")
+                    print(
+                        f"seed {seed}: truth drift {truth[0]['drift_px_s']:.2f} px/s, "
+                        f"interval {iv.kinetics.duration_s:.1f} s long: too short to tell"
+                    )
                     continue
                 total += 1
                 right += has == chose

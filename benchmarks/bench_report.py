@@ -47,25 +47,66 @@ def write_session(folder: Path, minutes: float = 10.0, seed: int = 0) -> int:
         dy += rng.normal(0, 0.7, n)
         start = frame
         for j in range(n):
-            rows.append([frame, f"{frame / FPS:.6f}", "open", len(intervals), "0.000", "0.000",
-                         "0.000", f"{dy[j]:.3f}", 60, "320.0", "200.0", "52.0",
-                         f"{110 + rng.normal(0, 4):.1f}"])
+            rows.append(
+                [
+                    frame,
+                    f"{frame / FPS:.6f}",
+                    "open",
+                    len(intervals),
+                    "0.000",
+                    "0.000",
+                    "0.000",
+                    f"{dy[j]:.3f}",
+                    60,
+                    "320.0",
+                    "200.0",
+                    "52.0",
+                    f"{110 + rng.normal(0, 4):.1f}",
+                ]
+            )
             frame += 1
         intervals.append({"start_frame": start, "end_frame": frame - 1, "spread": None})
         nb = min(13, n_total - frame)
         if nb > 0:
-            blinks.append({"start_frame": frame, "end_frame": frame + nb - 1,
-                           "complete": bool(rng.uniform() > 0.25)})
+            blinks.append(
+                {
+                    "start_frame": frame,
+                    "end_frame": frame + nb - 1,
+                    "complete": bool(rng.uniform() > 0.25),
+                }
+            )
             for _ in range(nb):
-                rows.append([frame, f"{frame / FPS:.6f}", "blink", -1, "0.000", "0.000", "", "",
-                             0, "", "", "", ""])
+                rows.append(
+                    [
+                        frame,
+                        f"{frame / FPS:.6f}",
+                        "blink",
+                        -1,
+                        "0.000",
+                        "0.000",
+                        "",
+                        "",
+                        0,
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
                 frame += 1
     with open(folder / "frames.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(FRAME_COLUMNS)
         w.writerows(rows)
-    doc = {"schema": "tfll-results/1", "source": "bench.ome.tif", "fps": FPS, "n_frames": frame,
-           "frame_shape": [480, 640], "blinks": blinks, "intervals": intervals}
+    doc = {
+        "schema": "tfll-results/1",
+        "source": "bench.ome.tif",
+        "fps": FPS,
+        "n_frames": frame,
+        "frame_shape": [480, 640],
+        "blinks": blinks,
+        "intervals": intervals,
+    }
     (folder / "results.json").write_text(json.dumps(doc))
     return frame
 
@@ -78,8 +119,10 @@ def bench_report() -> None:
         path = write_report(folder)
         elapsed = time.perf_counter() - start
         size = path.stat().st_size
-    print(f"report: 10-minute session ({n} frames): built in {elapsed:.2f} s (target < 5 s), "
-          f"{size / 1e6:.2f} MB")
+    print(
+        f"report: 10-minute session ({n} frames): built in {elapsed:.2f} s (target < 5 s), "
+        f"{size / 1e6:.2f} MB"
+    )
 
 
 def bench_fits() -> None:
@@ -98,8 +141,10 @@ def bench_fits() -> None:
     for _ in range(50):
         analyze_spread(t2, y2)
     per2 = (time.perf_counter() - start) / 50
-    print(f"fit_exponential: {per * 1e3:.3f} ms for 1000 points (target < 1 ms); "
-          f"analyze_spread: {per2 * 1e3:.2f} ms for a 6 s interval (both models, spread time)")
+    print(
+        f"fit_exponential: {per * 1e3:.3f} ms for 1000 points (target < 1 ms); "
+        f"analyze_spread: {per2 * 1e3:.2f} ms for a 6 s interval (both models, spread time)"
+    )
 
 
 def bench_thickness() -> None:
@@ -107,14 +152,21 @@ def bench_thickness() -> None:
     size = (240, 320)
     lut = rgb_lut(CameraResponse.gaussian())
     # a reference film of 100 nm on black under the synthetic light: fixes the curve's scale
-    reference = Calibration.from_reference(np.tile(0.45 * 255 * lut[100] / lut.max(), (9, 1)),
-                                           100.0, source="100 nm reference")
-    cases = [(seed, th, None) for seed in (41, 42, 43)
-             for th in ((0, 60), (10, 90), (40, 160), (80, 200), (20, 200))]
+    reference = Calibration.from_reference(
+        np.tile(0.45 * 255 * lut[100] / lut.max(), (9, 1)), 100.0, source="100 nm reference"
+    )
+    cases = [
+        (seed, th, None)
+        for seed in (41, 42, 43)
+        for th in ((0, 60), (10, 90), (40, 160), (80, 200), (20, 200))
+    ]
     cases += [(seed, (0, 60), reference) for seed in (41, 42, 43)]
     for seed, thickness, cal in cases:
-        stream = SyntheticStream(SynthConfig(height=size[0], width=size[1], n_frames=450,
-                                             seed=seed, thickness_nm=thickness))
+        stream = SyntheticStream(
+            SynthConfig(
+                height=size[0], width=size[1], n_frames=450, seed=seed, thickness_nm=thickness
+            )
+        )
         est = ThicknessEstimator(calibration=cal)
         errs = []
         for i in range(0, len(stream), 3):
@@ -131,18 +183,22 @@ def bench_thickness() -> None:
             e = np.abs(errs)
             tr = stream.truth.thickness_nm
             how = "gain from a reference" if cal else "free gain"
-            print(f"thickness ({how}) seed {seed} layer {thickness} nm (truth {tr.min():.0f}-"
-                  f"{tr.max():.0f}): median |error| {np.median(e):.1f} nm, 90th pct "
-                  f"{np.percentile(e, 90):.1f} nm, bias {np.median(errs):+.1f} nm, "
-                  f"{len(e)} frames")
+            print(
+                f"thickness ({how}) seed {seed} layer {thickness} nm (truth {tr.min():.0f}-"
+                f"{tr.max():.0f}): median |error| {np.median(e):.1f} nm, 90th pct "
+                f"{np.percentile(e, 90):.1f} nm, bias {np.median(errs):+.1f} nm, "
+                f"{len(e)} frames"
+            )
             if cal is None:
                 all_errs += errs
     t = np.array(times) * 1e3
     mae = np.median(np.abs(all_errs))
-    print(f"thickness overall (free gain): median |error| {mae:.1f} nm over {len(all_errs)} frames "
-          f"(target <= 10 nm); {size[0]}x{size[1]} frames, "
-          f"time per frame median {np.median(t):.1f} ms, 95th pct {np.percentile(t, 95):.1f} "
-          f"ms, max {t.max():.0f} ms (global searches)")
+    print(
+        f"thickness overall (free gain): median |error| {mae:.1f} nm over {len(all_errs)} frames "
+        f"(target <= 10 nm); {size[0]}x{size[1]} frames, "
+        f"time per frame median {np.median(t):.1f} ms, 95th pct {np.percentile(t, 95):.1f} "
+        f"ms, max {t.max():.0f} ms (global searches)"
+    )
 
 
 def main() -> int:

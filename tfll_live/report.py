@@ -593,7 +593,7 @@ def _method(res: dict[str, Any]) -> str:
             "drift chosen when ΔBIC = BIC(paper) − BIC(drift) > 0 and the creep is physical "
             "(upward, travelling further than the noise and twice the decay's remaining tail); "
             f"intervals under {MIN_CHOICE_S:g} s are too "
-            "short to choose (\"paper?\")",
+            'short to choose ("paper?")',
         ),
         (
             "Spread time",

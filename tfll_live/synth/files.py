@@ -92,7 +92,7 @@ def _write_h264(stream: SyntheticStream, path: Path) -> None:
         video = container.add_stream("libx264", rate=Fraction(cfg.fps).limit_denominator(1001))
         video.width, video.height = cfg.width + cfg.width % 2, cfg.height + cfg.height % 2
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(H264_CRF), "preset": "veryfast"}
+        video.options = {"crf": str(H264_CRF)}
         for f in _rgb_frames(stream):
             if f.shape[:2] != (video.height, video.width):  # 4:2:0 needs even sizes
                 f = np.pad(

@@ -113,12 +113,13 @@ class SyntheticStream:
         eye = self._plan.eye_xy
         if not self.config.motion_blur:
             return eye
-        return np.stack(
+        mean = np.stack(
             [
                 np.array([self._sub_positions(i)[:, k].mean() for i in range(len(self))])
                 for k in range(2)
             ]
         )
+        return mean - mean[:, :1]  # motion from the first frame, as a tracker measures it
 
     def _sub_positions(self, i: int) -> np.ndarray:
         """Eye positions (k, 2) over frame ``i``'s exposure: one unless it is smeared."""

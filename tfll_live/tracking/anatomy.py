@@ -72,14 +72,10 @@ def pupil_candidates(
             candidates.append((gx, gy, 0.08 * hh))
     for cx, cy, r in candidates:
         for grow in (1.0, 1.6, 2.4):
-            guess: Circle | None = Circle(cx, cy, grow * r)
-            fit = None
-            for _ in range(3):
-                assert guess is not None
-                fit = refiner.refine(gray, guess)
-                if fit is None:
-                    break
-                guess = fit[0]
+            start = Circle(cx, cy, grow * r)
+            if any(_same_circle(start, c) for _, c in fits):
+                continue  # a start inside a circle already found converges onto it again
+            fit = _converge(gray, refiner, start)
             if fit is not None and fit[1] > 0.5:
                 fits.append((_score(gray, fit), fit[0]))
     # the iris margin is a dark-inside circle too, but larger than any pupil
@@ -94,6 +90,30 @@ def pupil_candidates(
         if all(np.hypot(c.x_px - d.x_px, c.y_px - d.y_px) > 0.3 * d.r_px for _, d in distinct):
             distinct.append((score, c))
     return distinct[:top]
+
+
+def _converge(gray: np.ndarray, refiner: PupilRefiner, start: Circle) -> MarginFit | None:
+    """Refit from ``start`` until the circle stops moving (at most three fits)."""
+    fit = None
+    guess = start
+    for _ in range(3):
+        fit = refiner.refine(gray, guess)
+        if fit is None:
+            return None
+        moved = max(abs(fit.circle.x_px - guess.x_px), abs(fit.circle.y_px - guess.y_px))
+        if moved < 0.5 and abs(fit.circle.r_px - guess.r_px) < 0.5:
+            break
+        guess = fit.circle
+    return fit
+
+
+def _same_circle(start: Circle, found: Circle) -> bool:
+    """Whether refining from ``start`` would end on ``found``.
+
+    Its centre is well inside, its size close.
+    """
+    near = np.hypot(start.x_px - found.x_px, start.y_px - found.y_px) < 0.3 * found.r_px
+    return bool(near and 0.7 * found.r_px < start.r_px < 1.4 * found.r_px)
 
 
 MAX_PUPIL_R = 0.22  # of the frame height
@@ -193,9 +213,10 @@ class PupilRefiner:
         px = guess.x_px + self._cos[idx] * rr
         py = guess.y_px + self._sin[idx] * rr
         w = strength[ok]
-        circle, inliers = _robust_circle(px, py, w)
-        if circle is None or not (0.5 * r0 < circle.r_px < 1.6 * r0):
+        fit = _robust_ellipse(px, py, w)
+        if fit is None or not (0.5 * r0 < fit.circle.r_px < 1.6 * r0):
             return None
+        circle, inliers = fit.circle, fit.inliers
         # sharpness: peak gradient over the whole rise across the margin (1/edge width). The
         # pupil margin is a crisp step; dark patches of the smooth lipid pattern are not
         n = prof.shape[1]
@@ -204,37 +225,81 @@ class PupilRefiner:
             - prof[idx, np.maximum(kk - EDGE_SPAN, 0)]
         )
         sharpness = float(np.median(w / np.maximum(rise, 1e-3)))
-        off = np.abs(np.hypot(px - circle.x_px, py - circle.y_px) - circle.r_px)
-        roundness = float(np.count_nonzero(off < ROUND_TOL_PX)) / N_RAYS
-        return MarginFit(
-            circle, inliers / N_RAYS, float(np.median(w)) / step, sharpness, roundness
-        )
+        roundness = float(np.count_nonzero(fit.distance(px, py) < ROUND_TOL_PX)) / N_RAYS
+        return MarginFit(circle, inliers / N_RAYS, float(np.median(w)) / step, sharpness, roundness)
 
 
-def _robust_circle(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[Circle | None, int]:
-    """Weighted algebraic circle fit with iterative outlier rejection."""
+class _Ellipse(NamedTuple):
+    """A margin fitted as the conic ``x^2 + y^2 + p(x^2 - y^2) + q*x*y + d*x + e*y + f = 0``.
+
+    A pupil seen obliquely, or in a video resized to another aspect, is an ellipse; a circle
+    fitted to it misses its margin by pixels and reads as a ragged edge.
+    """
+
+    coef: np.ndarray  # p, q, d, e, f
+    circle: Circle  # centre and mean radius (sqrt of the semi-axes' product)
+    inliers: int
+
+    def distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Approximate distance (px) of points from the ellipse (Sampson's first order)."""
+        p, q, d, e, f = self.coef
+        value = x * x + y * y + p * (x * x - y * y) + q * x * y + d * x + e * y + f
+        gx = 2 * x + 2 * p * x + q * y + d
+        gy = 2 * y - 2 * p * y + q * x + e
+        return np.abs(value) / np.maximum(np.hypot(gx, gy), 1e-9)
+
+
+MAX_ASPECT = 1.45  # a pupil's ellipse is at most this much longer than wide
+
+
+def _robust_ellipse(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> _Ellipse | None:
+    """Weighted algebraic ellipse fit with iterative outlier rejection (None if degenerate)."""
     keep = np.ones(len(x), bool)
-    circle: Circle | None = None
+    fit: _Ellipse | None = None
+    ox, oy = float(np.mean(x)), float(np.mean(y))  # fit about the points' mean, for conditioning
+    u, v = x - ox, y - oy
     for _ in range(4):
         if keep.sum() < 8:
-            return None, 0
-        xs, ys, ws = x[keep], y[keep], np.sqrt(w[keep])
-        a = np.column_stack([xs, ys, np.ones_like(xs)]) * ws[:, None]
-        b = (xs**2 + ys**2) * ws
+            return None
+        us, vs, ws = u[keep], v[keep], np.sqrt(w[keep])
+        a = np.column_stack([us * us - vs * vs, us * vs, us, vs, np.ones_like(us)]) * ws[:, None]
+        b = -(us * us + vs * vs) * ws
         try:
-            sol, *_ = np.linalg.lstsq(a, b, rcond=None)
+            coef, *_ = np.linalg.lstsq(a, b, rcond=None)
         except np.linalg.LinAlgError:  # degenerate edge points (e.g. all on one line)
-            return None, 0
-        cx, cy = sol[0] / 2, sol[1] / 2
-        r = float(np.sqrt(max(sol[2] + cx**2 + cy**2, 1e-9)))
-        circle = Circle(float(cx), float(cy), r)
-        res = np.abs(np.hypot(x - cx, y - cy) - r)
+            return None
+        fit = _ellipse_of(coef, ox, oy, int(keep.sum()))
+        if fit is None:
+            return None
+        res = fit.distance(x, y)
         tol = max(1.0, 2.5 * 1.4826 * float(np.median(res[keep])))
         new_keep = res < tol
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
-    return circle, int(keep.sum())
+    return None if fit is None else fit._replace(inliers=int(keep.sum()))
+
+
+def _ellipse_of(coef: np.ndarray, ox: float, oy: float, inliers: int) -> _Ellipse | None:
+    """The ellipse of conic coefficients fitted about (ox, oy), in image coordinates."""
+    p, q, d, e, f = coef
+    m = np.array([[1 + p, q / 2], [q / 2, 1 - p]])  # quadratic form: an ellipse if definite
+    eig = np.linalg.eigvalsh(m)
+    if eig[0] <= 0:
+        return None
+    cu, cv = np.linalg.solve(2 * m, [-d, -e])
+    k = -(f + 0.5 * (d * cu + e * cv))  # value of the form at the margin, from the centre
+    if k <= 0:
+        return None
+    semi = np.sqrt(k / eig)  # semi-axes, longest first
+    if semi[0] / semi[1] > MAX_ASPECT:
+        return None
+    # the same conic in image coordinates: shift by (ox, oy)
+    d2 = d - 2 * (1 + p) * ox - q * oy
+    e2 = e - 2 * (1 - p) * oy - q * ox
+    f2 = f + (1 + p) * ox * ox + (1 - p) * oy * oy + q * ox * oy - d * ox - e * oy
+    circle = Circle(float(cu + ox), float(cv + oy), float(np.sqrt(semi[0] * semi[1])))
+    return _Ellipse(np.array([p, q, d2, e2, f2]), circle, inliers)
 
 
 def find_lower_lid(gray: np.ndarray, pupil: Circle) -> LidCurve | None:

@@ -1,11 +1,13 @@
-"""Blink detection: how far each (downsampled, motion-compensated) frame is from the open eye.
+"""Blink detection: the lid crossing the eye.
 
-The distance to a running reference of open-eye frames is z-scored against its own open-eye
-statistics and thresholded with hysteresis. A blink ends when the frame is back near the old
-reference, or - since a blink lays down a new lipid layer, so the eye may never look like the old
-reference again - when the image has settled (frame-to-frame change back to its open-eye level)
-far below the blink's peak distance. A blink is partial when the lid never covered the tracked
-region (its rows never left their open-eye statistics).
+Each downsampled frame is compared, band by band from the top, with a running reference of the
+open eye, both as the eye sees it (its motion undone) and as the camera does (lids and lashes
+stay put while saccades turn the eye), at the reference's exposure: what neither view explains
+is change. Its distance from the reference is z-scored against its own open-eye statistics;
+a blink starts when a band leaves them suddenly (a lid moves fast; the spreading layer drifts
+slowly). It ends once the lid has stopped moving with the pupil whole in view, backdated to the
+last frame the lid moved in. A blink is partial when the lid never covered the tracked region
+(its rows never left their open-eye statistics).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import numpy as np
 SMALL_ROWS = 36
 REF_ALPHA = 0.05  # reference follows slow changes (lipid spreading, illumination) of open frames
 STATS_ALPHA = 0.03
-SETTLE_FRAMES = 2
 N_BANDS = 6
-STILL_FRAMES = 12
+QUIET_FRAMES = 5  # frames with the lid still and the pupil whole that end a blink
 EDGE = 3  # small-image pixels (~1/12 of the frame height) ignored at each edge
+BLUR_PX = 2.0  # small-image blur: shifting a strong iris texture by a fraction of a pixel then
+# changes it little, and a lid is a large shape
 RELEARN_FRAMES = 10  # frames after a blink while the reference catches up with the new layer
 
 
@@ -69,22 +72,20 @@ class BlinkDetector:
 
     def reset(self) -> None:
         """Forget the reference (new stream)."""
-        self._ref: np.ndarray | None = None
-        self._prev: np.ndarray | None = None
+        self._ref: _Views | None = None
+        self._prev: _Views | None = None
         self._bands = _RunningStats()
         self._region = _RunningStats()
-        self._step = _RunningStats()
         self._step_bands = _RunningStats()
         self._moving = False
         self._recent_z: deque[tuple[int, float]] = deque(maxlen=12)
         self._blinking = False
         self._start = 0
-        self._peak = 0.0
         self._region_peak_z = 0.0
-        self._settled = 0
-        self._still = 0
+        self._quiet = 0  # frames in a row, in a blink, with the lid still and the pupil whole
         self._fresh = 0
         self._over = 0
+        self._gain = self._step_gain = 1.0
 
     @property
     def blinking(self) -> bool:
@@ -98,27 +99,31 @@ class BlinkDetector:
         eye_dx_px: float,
         eye_dy_px: float,
         region_rows: tuple[float, float] | None,
+        eye_seen: bool = True,
     ) -> BlinkEvent:
-        """Classify frame ``i``; ``region_rows`` are the tracked region's rows (full-res px)."""
+        """Classify frame ``i``; ``region_rows`` are the tracked region's rows (full-res px).
+
+        ``eye_seen``: the pupil's whole margin is in view (a blink cannot end without it).
+        """
         scale = SMALL_ROWS / gray.shape[0]
-        small = self._compensated(gray, eye_dx_px, eye_dy_px)
-        if self._ref is None:
-            self._ref, self._prev = small, small
+        views = self._views(gray, eye_dx_px, eye_dy_px)
+        if self._ref is None or self._prev is None:
+            self._ref, self._prev = views, views
             return BlinkEvent(False)
-        rows = np.abs(small - self._ref).mean(axis=1)
-        dist = float(rows.mean())
+        if not self._blinking:  # a lid over the eye is no exposure change: keep the last
+            self._gain = _exposure(views, self._ref)
+            self._step_gain = _exposure(views, self._prev)
+        rows = _change(views, self._ref, self._gain).mean(axis=1)
         bands = rows[: N_BANDS * (len(rows) // N_BANDS)].reshape(N_BANDS, -1).mean(axis=1)
         r0, r1 = _small_rows(region_rows, scale, len(rows))
         region = float(rows[r0:r1].mean())
-        step_rows = np.abs(small - self._prev).mean(axis=1)
-        step = float(step_rows.mean())
+        step_rows = _change(views, self._prev, self._step_gain).mean(axis=1)
         step_bands = step_rows[: N_BANDS * (len(rows) // N_BANDS)].reshape(N_BANDS, -1).mean(axis=1)
-        self._prev = small
+        self._prev = views
         # the lid sweeps down from the top: a band that leaves its own open-eye statistics
         # reveals even a partial blink that the spreading lipid would hide in the frame mean
         z = float(np.max(self._bands.z(bands, floor=0.5)))
         z_region = self._region.z(region, floor=0.5)
-        z_step = self._step.z(step, floor=0.3)
         z_moving = float(np.max(self._step_bands.z(step_bands, floor=0.3)))
         self._recent_z.append((i, z))
         if not self._blinking:
@@ -132,29 +137,28 @@ class BlinkDetector:
             if self._over >= 2 or (z > 2 * z_on and self._moving):
                 self._blinking = True
                 self._start = self._first_above_off(i)
-                self._peak, self._region_peak_z, self._settled, self._still = dist, z_region, 0, 0
+                self._region_peak_z, self._quiet = z_region, 0
                 return BlinkEvent(True, started=self._start)
             if self._fresh:
                 self._fresh -= 1
-                cv2.accumulateWeighted(small, self._ref, 0.5)
+                self._ref = self._ref.blend(views, 0.5)
                 return BlinkEvent(False)
             self._bands.add(bands)
             self._region.add(region)
-            self._step.add(step)
             self._step_bands.add(step_bands)
-            cv2.accumulateWeighted(small, self._ref, REF_ALPHA)
+            self._ref = self._ref.blend(views, REF_ALPHA)
             return BlinkEvent(False)
-        self._peak = max(self._peak, dist)
         self._region_peak_z = max(self._region_peak_z, z_region)
-        still = z_step < self.z_off
-        self._still = self._still + 1 if still else 0
-        settled = still and dist < 0.35 * self._peak
-        self._settled = self._settled + 1 if settled else 0
-        # a scene that stays still for long is the open eye, however unlike the old reference
-        if z < self.z_off or self._settled >= SETTLE_FRAMES or self._still >= STILL_FRAMES:
-            end = i - 1 if z < self.z_off else i - min(self._still, SETTLE_FRAMES)
+        # the lid is a high-contrast edge sweeping across the bands: while it moves, some band
+        # changes far more from frame to frame than the open eye's do (twice the threshold:
+        # the new layer spreads fast near the lid); once it has stopped and the pupil is whole
+        # again, the eye is open - and it has been since the last frame the lid moved in
+        lid_moved = float(np.max(self._step_bands.z(step_bands, floor=0.3))) > 2 * self.z_on
+        self._quiet = 0 if lid_moved or not eye_seen else self._quiet + 1
+        if self._quiet >= QUIET_FRAMES:
+            end = i - self._quiet
             self._blinking = False
-            self._ref = small.copy()  # a fresh layer: this is what the open eye looks like now
+            self._ref = views  # a fresh layer: this is what the open eye looks like now
             self._fresh = RELEARN_FRAMES
             self._recent_z.clear()  # a later blink is never backdated into this one
             self._over = 0
@@ -174,31 +178,35 @@ class BlinkDetector:
         next frame differs from it by the whole move and reads as another blink.
         """
         if self._ref is not None and not self._blinking:
-            self._ref = self._compensated(gray, eye_dx_px, eye_dy_px)
+            self._ref = self._views(gray, eye_dx_px, eye_dy_px)
             self._prev = self._ref
 
-    def _compensated(self, gray: np.ndarray, eye_dx_px: float, eye_dy_px: float) -> np.ndarray:
-        """The frame small, blurred and shifted back by the eye's motion, its edges cut off."""
+    def _views(self, gray: np.ndarray, eye_dx_px: float, eye_dy_px: float) -> _Views:
+        """The frame small and blurred, as the eye sees it and as the head (camera) does.
+
+        Saccades turn the eye under still lids: what moved with the eye matches the reference
+        shifted back by the eye's motion, what stayed (lids, lashes) matches it unshifted.
+        """
         scale = SMALL_ROWS / gray.shape[0]
         small = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA).astype(
             np.float32
         )
         # blurred so that sub-pixel motion compensation interpolates smoothly
-        small = cv2.GaussianBlur(small, (5, 5), 1.2)
-        # undo the eye's motion so saccades do not look like blinks
+        small = cv2.GaussianBlur(small, (0, 0), BLUR_PX)
         m = np.float32([[1, 0, eye_dx_px * scale], [0, 1, eye_dy_px * scale]])
         size, flags = small.shape[::-1], cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         shifted = cv2.warpAffine(small, m, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
         # the frame edges show what the eye's motion brought in or pushed out: leave them out
-        inner = np.ascontiguousarray(shifted[EDGE:-EDGE, EDGE:-EDGE])
-        if self._ref is None:
-            return inner
-        # where a large shift reached past the frame (beyond EDGE) the eye is not in view: such
-        # pixels keep the reference's value (no difference, nothing learnt)
-        seen = cv2.warpAffine(
-            np.ones_like(small), m, size, flags=flags, borderMode=cv2.BORDER_CONSTANT
-        )[EDGE:-EDGE, EDGE:-EDGE]
-        return np.where(seen > 0.999, inner, self._ref)
+        eye = np.ascontiguousarray(shifted[EDGE:-EDGE, EDGE:-EDGE])
+        head = np.ascontiguousarray(small[EDGE:-EDGE, EDGE:-EDGE])
+        if self._ref is not None:
+            # where a large shift reached past the frame (beyond EDGE) the eye is not in view:
+            # such pixels keep the reference's value (no difference, nothing learnt)
+            seen = cv2.warpAffine(
+                np.ones_like(small), m, size, flags=flags, borderMode=cv2.BORDER_CONSTANT
+            )[EDGE:-EDGE, EDGE:-EDGE]
+            eye = np.where(seen > 0.999, eye, self._ref.eye)
+        return _Views(eye, head)
 
     def _first_above_off(self, i: int) -> int:
         """Backdate a blink's start to the first frame of the run above the low threshold."""
@@ -208,6 +216,38 @@ class BlinkDetector:
                 break
             start = j
         return start
+
+
+@dataclass(frozen=True, slots=True)
+class _Views:
+    """A frame's small image with the eye's motion undone (``eye``) and as taken (``head``)."""
+
+    eye: np.ndarray
+    head: np.ndarray
+
+    def blend(self, other: _Views, alpha: float) -> _Views:
+        """``(1 - alpha) * self + alpha * other``: a reference following slow changes."""
+        return _Views(
+            cv2.addWeighted(self.eye, 1 - alpha, other.eye, alpha, 0),
+            cv2.addWeighted(self.head, 1 - alpha, other.head, alpha, 0),
+        )
+
+
+def _exposure(now: _Views, ref: _Views) -> float:
+    """The factor that brings the frame to the reference's brightness.
+
+    The median ratio over the lower half, which a lid coming down reaches last.
+    """
+    low = now.head.shape[0] // 2
+    return float(np.median(ref.head[low:])) / max(float(np.median(now.head[low:])), 1e-6)
+
+
+def _change(now: _Views, ref: _Views, gain: float) -> np.ndarray:
+    """Per pixel, how unlike ``ref`` the frame is, whatever moved with the eye or stayed put.
+
+    The smaller of the two views' differences, at the reference's exposure (``gain``).
+    """
+    return np.minimum(np.abs(now.eye * gain - ref.eye), np.abs(now.head * gain - ref.head))
 
 
 def _small_rows(rows: tuple[float, float] | None, scale: float, n: int) -> tuple[int, int]:

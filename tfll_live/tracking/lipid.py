@@ -1,13 +1,27 @@
-"""Lipid tracking: displacement of the interference pattern relative to the eye since a blink.
+"""Lipid tracking: the layer's displacement relative to the eye since a blink.
 
-Three methods, as in the paper: sparse Lucas-Kanade on features seeded in the tracked region
-(default: fast and precise), Farneback dense flow over the region, and SSD template matching.
-Each gives per-feature displacements relative to the eye; a robust aggregate (median after
-rejecting outliers by their median absolute deviation) is the layer's displacement.
+The camera sees the film over the eye's own texture (iris fibres and crypts, reflections), which
+is fixed to the eye and often as strong as the film or stronger: features tracked on the frames
+lock onto it and measure a fraction of the layer's travel. In eye coordinates (the frame shifted
+back by the eye's measured motion) that texture is the same in every frame, so the difference of
+two frames, ``W(t) - W(t-L)``, holds the moving film alone, at the midpoint of where it was at
+``t-L`` and ``t``.
+
+The lag ``L`` is chosen so that the layer moves about a step between the two frames (one frame
+while it spreads fast, up to a second as it settles): enough signal, and the film's two copies
+in the difference keep one shape. A keyframe difference is kept for a few tenths of a second;
+each new difference of the same lag is measured against it: features by Lucas-Kanade (default),
+or Farneback's dense flow, or SSD templates, as in the paper. The robust median of the features'
+shifts is the layer's displacement at the midpoint time, once a check that the shifted
+difference still looks like the keyframe has ruled out noise (a layer at rest leaves little else
+in a difference). These samples make the interval's displacement curve, which the spread fit
+uses; the live value is the curve carried forward by half a lag.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections import deque
 from dataclasses import dataclass
 
 import cv2
@@ -15,20 +29,44 @@ import numpy as np
 
 from .config import FlowMethod
 
-LK_LEVELS = 3
-LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
-WINDOW_FRACTION = 1 / 23  # LK window and feature spacing scale with the frame (21 px at 480)
-FB_MAX_PX = 0.7  # forward-backward disagreement beyond which a feature is lost
-RESEED_BELOW = 0.6  # reseed when fewer than this share of max_features survive
+STEP_FRACTION = 1 / 60  # the layer's move between a difference's two frames (of the height)
+MAX_LAG_S = 0.5  # longest gap between the two frames of a difference
+MAX_LAG_FRAMES = 60  # and in frames (bounds the frames kept)
+SMEAR_FRACTION = 1 / 300  # of the height: an eye moving this far in a frame smears it
+KEYFRAME_S = 0.4  # a keyframe is measured against for at most this long
+KEYFRAME_REST_S = 2.0  # or this long while the layer moves less than a step in that time
+MAX_MISSES = 3  # failed measurements in a row before a keyframe is replaced
+KEYFRAME_TRAVEL = 0.1  # or until the layer has moved this share of the frame height
+GATE_FRACTION = 1 / 120  # a sample this far (of the height) off the curve's prediction is refused
+REST_GATE_FRACTION = 0.15  # of a step: the gate while the layer is at rest
+REST_WINDOW_S = 1.0  # the speed that says whether the layer is at rest, over this long
+BEND_MAX = 0.25  # of a step: the largest correction for the curve's bend
+CARRY_S = 0.3  # the curve is carried on past its last sample for at most this long
+ANCHOR_SAMPLES = 8  # the curve's start is placed from this many samples
+MIN_FEATURES = 6
+MEDIAN_ERROR_PX = 0.15  # standard error of the features' median shift beyond which it is noise
+MIN_LIKENESS = 0.2  # a difference must correlate this well with its keyframe where it moved to
+MIN_GAIN = 0.02  # and better there than where the keyframe was
+ECC_LIKENESS = 0.5  # what a whole-region alignment must reach, with no features to agree
+ECC_ERROR_PX = 4 * MEDIAN_ERROR_PX  # features this noisy are pooled; noisier ones have nothing
+LK_LEVELS = 2
+LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+WINDOW_FRACTION = 1 / 11  # LK window and feature spacing scale with the frame (21 px at 240)
+ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15, 1e-3)
+FB_MAX_PX = 0.5  # forward-backward disagreement beyond which a feature's shift is refused
+CONTRAST = 40.0  # grey levels per RMS of a difference image, stored as uint8 around 128
 
 
 @dataclass(frozen=True, slots=True)
 class LipidSample:
-    """The layer's displacement relative to the eye since the interval start, and its features."""
+    """The layer's displacement relative to the eye since the interval start, and its features.
+
+    ``dx_px``/``dy_px`` are for this frame: the measured curve carried forward.
+    """
 
     dx_px: float
     dy_px: float
-    points: np.ndarray  # (N, 2) float32 x, y
+    points: np.ndarray  # (N, 2) float32 x, y image px
     ids: np.ndarray  # (N,) int64, stable while a feature lives
     point_dy_px: np.ndarray  # (N,) float32
 
@@ -41,233 +79,499 @@ def robust_median(values: np.ndarray) -> tuple[float, np.ndarray]:
     return float(np.median(values[keep])), keep
 
 
-class LucasKanadeTracker:
-    """Pyramidal LK on good features in the tracked region, reseeded as features are lost."""
+class DisplacementCurve:
+    """The interval's measured displacements (x, y) at midpoint times, kept in time order.
 
-    def __init__(self, max_features: int = 150) -> None:
+    Each sample remembers the newest frame it used, so the samples from frames later found to
+    be in a blink can be dropped.
+    """
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.m: list[np.ndarray] = []
+        self.newest: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def add(self, t: float, m: np.ndarray, newest: float) -> None:
+        """A sample at time ``t`` (s since the interval start)."""
+        k = bisect.bisect_right(self.t, t)
+        self.t.insert(k, t)
+        self.m.insert(k, np.asarray(m, float))
+        self.newest.insert(k, newest)
+
+    def shift(self, offset: np.ndarray) -> None:
+        """Move every sample by ``offset``."""
+        self.m = [m + offset for m in self.m]
+
+    def truncate(self, newest_before: float) -> None:
+        """Drop samples that used a frame at or after ``newest_before``."""
+        keep = [k for k, n in enumerate(self.newest) if n < newest_before]
+        self.t = [self.t[k] for k in keep]
+        self.m = [self.m[k] for k in keep]
+        self.newest = [self.newest[k] for k in keep]
+
+    def at(self, t: float) -> np.ndarray:
+        """The displacement at time ``t``: interpolated, or carried on at the recent speed.
+
+        Carried on for ``CARRY_S`` past the last sample, then held: a layer that gives no
+        samples for that long has come to rest.
+        """
+        if not self.t:
+            return np.zeros(2)
+        m = np.array(self.m)
+        if t <= self.t[-1]:
+            return np.array([np.interp(t, self.t, m[:, k]) for k in range(2)])
+        return m[-1] + self.velocity() * min(t - self.t[-1], CARRY_S)
+
+    def curvature(self, t: float, window_s: float) -> np.ndarray:
+        """The curve's second derivative (px/s^2) over ``window_s`` up to ``t`` (0 if unknown)."""
+        ts = np.asarray(self.t)
+        sel = (ts >= t - window_s) & (ts <= t)
+        if sel.sum() < 5 or np.ptp(ts[sel]) < 0.5 * window_s:
+            return np.zeros(2)
+        tc = ts[sel] - t
+        m = np.array(self.m)[sel]
+        return np.array([2 * np.polyfit(tc, m[:, k], 2)[0] for k in range(2)])
+
+    def velocity(self, window_s: float = 0.0) -> np.ndarray:
+        """The layer's recent speed (px/s): least-squares slope of its last samples.
+
+        The last six, or those over the last ``window_s`` if that is more.
+        """
+        if len(self.t) < 2:
+            return np.zeros(2)
+        t = np.asarray(self.t)
+        n = max(min(len(t), 6), int(np.count_nonzero(t >= t[-1] - window_s)))
+        t = t[-n:]
+        if np.ptp(t) <= 0:
+            return np.zeros(2)
+        m = np.array(self.m[-n:])
+        tc = t - t.mean()
+        return (tc @ (m - m.mean(axis=0))) / float(tc @ tc)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Times (s) and vertical displacements (px)."""
+        return np.asarray(self.t, float), np.array([m[1] for m in self.m], float)
+
+
+@dataclass(slots=True)
+class _Keyframe:
+    """A difference image that later differences (of the same lag) are measured against."""
+
+    time_s: float  # of its newest frame
+    t_mid: float  # midway between its two frames (absolute s)
+    lag: int
+    image: np.ndarray  # uint8 difference, 128 = no change
+    mask: np.ndarray  # where both of its frames show the region
+    m: np.ndarray  # the layer's displacement (x, y) at its midpoint time
+    points: np.ndarray  # (N, 2) features, eye coordinates
+    ids: np.ndarray
+    misses: int = 0
+
+
+class LipidTracker:
+    """Follows the layer through difference images in eye coordinates (module docstring)."""
+
+    def __init__(
+        self, method: FlowMethod = FlowMethod.LUCAS_KANADE, max_features: int = 150
+    ) -> None:
+        self.method = FlowMethod(method)
         self.max_features = max_features
         self._next_id = 0
         self.reset()
 
     def reset(self) -> None:
-        """Drop all features (a blink ended or the stream restarted)."""
-        self._prev: np.ndarray | None = None
-        self._pts = np.zeros((0, 1, 2), np.float32)
-        self._ids = np.zeros(0, np.int64)
-        self._origin = np.zeros((0, 2), np.float32)  # feature position minus eye, when seeded
-        self._base = np.zeros((0, 2), np.float32)  # layer displacement when the feature was seeded
-        self._last = (0.0, 0.0)
-        self._seed_xy = np.zeros((0, 1, 2), np.float32)  # where each feature was seeded
-        self._gen = np.zeros(0, np.int64)  # which seeding (frame) each feature came from
-        self._seed_img: dict[int, np.ndarray] = {}  # the frame of each seeding
-        self._next_gen = 0
+        """Forget the interval (a blink ended or the stream restarted)."""
+        # (time, frame in eye coordinates, region there, smeared by the eye's motion)
+        self._frames: deque[tuple[float, np.ndarray, np.ndarray, bool]] = deque(
+            maxlen=MAX_LAG_FRAMES + 1
+        )
+        self._eye = (0.0, 0.0)
+        self._t0 = 0.0
+        self._key: _Keyframe | None = None
+        self._curve = DisplacementCurve()
+        self._anchored = False
+        self._last_key: tuple[_Keyframe, np.ndarray, np.ndarray] | None = None
 
-    def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
-        """Seed features on the first open frame of an interval."""
-        self.reset()
-        self._win = max(9, int(gray.shape[0] * WINDOW_FRACTION) | 1)
-        self._spacing = max(4, self._win // 2 - 2)
-        self._seed(gray, mask, eye_xy)
-        self._prev = gray
+    # -- public -------------------------------------------------------------------------------
+    def push(
+        self, image: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float], time_s: float
+    ) -> LipidSample:
+        """Measure the layer in this frame; ``mask`` is where it may be tracked (image coords)."""
+        h, w = image.shape
+        self._height = h
+        self._window = max(9, int(h * WINDOW_FRACTION) | 1)
+        self._step = max(1.5, STEP_FRACTION * h)
+        back = np.float32([[1, 0, eye_xy[0]], [0, 1, eye_xy[1]]])  # into eye coordinates
+        inverse = cv2.WARP_INVERSE_MAP
+        frame = cv2.warpAffine(
+            image.astype(np.float32),
+            back,
+            (w, h),
+            flags=cv2.INTER_LINEAR | inverse,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        region = cv2.warpAffine(mask, back, (w, h), flags=cv2.INTER_NEAREST | inverse)
+        if not self._frames:
+            self._t0 = time_s
+        # a frame the eye moved across is smeared (and refocused, often): the eye's texture
+        # in it does not cancel against a sharp frame's
+        moved = np.hypot(eye_xy[0] - self._eye[0], eye_xy[1] - self._eye[1])
+        smeared = bool(self._frames) and moved > SMEAR_FRACTION * h
+        self._eye = eye_xy
+        self._frames.append((time_s, frame, region, smeared))
+        if len(self._frames) >= 2 and not smeared:
+            if self._key is None:
+                self._new_keyframe()
+            else:
+                self._measure()
+        return self._sample(time_s, eye_xy)
 
-    def push(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> LipidSample:
-        """Follow the features into ``gray``; ``mask`` is where the layer may be tracked now."""
-        if self._prev is None:
-            self.start(gray, mask, eye_xy)
-        elif len(self._pts):
-            lk = {"winSize": (self._win, self._win), "maxLevel": LK_LEVELS, "criteria": LK_CRITERIA}
-            nxt, st, _ = cv2.calcOpticalFlowPyrLK(self._prev, gray, self._pts, None, **lk)
-            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, self._prev, nxt, None, **lk)
-            fb = np.linalg.norm((back - self._pts).reshape(-1, 2), axis=1)
-            xy = nxt.reshape(-1, 2)
-            h, w = gray.shape
-            xi = np.clip(xy[:, 0], 0, w - 1).astype(int)
-            yi = np.clip(xy[:, 1], 0, h - 1).astype(int)
-            ok = (st.ravel() == 1) & (st2.ravel() == 1) & (fb < FB_MAX_PX) & (mask[yi, xi] > 0)
-            self._keep(ok, nxt)
-            self._refine_against_seed(gray)
-        if len(self._pts) < RESEED_BELOW * self.max_features:
-            self._seed(gray, mask, eye_xy)
-        self._prev = gray
-        return self._sample(eye_xy)
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """The interval's displacement curve: times (s since its first frame) and dy (px).
 
-    def _keep(self, ok: np.ndarray, nxt: np.ndarray) -> None:
-        self._pts = nxt[ok]
-        self._ids, self._origin, self._base = self._ids[ok], self._origin[ok], self._base[ok]
-        self._seed_xy, self._gen = self._seed_xy[ok], self._gen[ok]
-        for g in set(self._seed_img) - set(self._gen.tolist()):
-            del self._seed_img[g]  # no feature left from that seeding
-
-    def _refine_against_seed(self, gray: np.ndarray) -> None:
-        """Re-measure each feature from the frame it was seeded in, starting where it is now.
-
-        Frame-to-frame steps are sub-pixel, and each is pulled slightly towards the eye-fixed
-        texture behind the film; measured from the seed frame, those errors do not add up.
+        Empty until the curve's start is placed (a few frames into the interval).
         """
-        for g, seed_img in self._seed_img.items():
-            sel = np.flatnonzero(self._gen == g)
-            guess = self._pts[sel].copy()
-            refined, st, _ = cv2.calcOpticalFlowPyrLK(
-                seed_img,
-                gray,
-                self._seed_xy[sel],
-                guess.copy(),
-                winSize=(self._win, self._win),
-                maxLevel=1,
-                criteria=LK_CRITERIA,
-                flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
+        if not self._anchored:
+            return np.zeros(0), np.zeros(0)
+        return self._curve.arrays()
+
+    def truncate(self, before_s: float) -> None:
+        """Forget what frames from ``before_s`` on showed (they were in a blink after all)."""
+        self._curve.truncate(before_s - self._t0)
+
+    # -- measuring ----------------------------------------------------------------------------
+    def _difference(self, lag: int) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """The newest frame minus the one ``lag`` before, as uint8 contrast.
+
+        With the region both frames show and the time midway between them; None if that
+        region is too small or the difference flat.
+        """
+        t1, a, ma, _ = self._frames[-1]
+        t0, b, mb, _ = self._frames[-1 - lag]
+        both = cv2.bitwise_and(ma, mb)
+        sel = both > 0
+        if np.count_nonzero(sel) < 64:
+            return None
+        # an exposure change scales everything, the eye's texture included: undo it first
+        gain = float(a[sel].mean()) / max(float(b[sel].mean()), 1e-6)
+        diff = a - gain * b
+        vals = diff[sel]
+        rms = float(vals.std())
+        if rms <= 1e-6:
+            return None
+        alpha = CONTRAST / rms
+        image = cv2.convertScaleAbs(diff, alpha=alpha, beta=128.0 - alpha * float(vals.mean()))
+        return image, both, 0.5 * (t0 + t1)
+
+    def _new_keyframe(self, lag: int | None = None) -> None:
+        """Start measuring against the newest difference, its lag set by the layer's speed.
+
+        The last keyframe's lag is kept while it is still about right: each change of lag
+        costs a little accuracy.
+        """
+        if lag is None:
+            lag = self._choose_lag()
+            if self._key is not None and 0.67 * lag <= self._key.lag <= 1.5 * lag:
+                lag = min(self._key.lag, len(self._frames) - 1)
+        while lag > 1 and self._frames[-1 - lag][3]:
+            lag -= 1  # not from a smeared frame
+        diff = None if self._frames[-1 - lag][3] else self._difference(lag)
+        if diff is None:
+            self._key = None
+            return
+        image, region, t_mid = diff
+        points = self._features(image, region)
+        ids = np.arange(self._next_id, self._next_id + len(points), dtype=np.int64)
+        self._next_id += len(points)
+        half = 0.5 * (self._frames[-1][0] - self._frames[-1 - lag][0])
+        m = self._curve.at(t_mid - self._t0) + self._bend(t_mid, half)
+        self._key = _Keyframe(self._frames[-1][0], t_mid, lag, image, region, m, points, ids)
+
+    def _choose_lag(self) -> int:
+        """Frames between a difference's two images so that the layer moves about a step."""
+        dt = self._frame_interval()
+        speed = float(np.hypot(*self._curve.velocity()))
+        lag = int(np.ceil(self._step / max(speed * dt, 1e-6)))
+        return int(np.clip(lag, 1, min(MAX_LAG_FRAMES, MAX_LAG_S / dt, len(self._frames) - 1)))
+
+    def _measure(self) -> None:
+        key = self._key
+        assert key is not None
+        if key.lag < len(self._frames) and self._frames[-1 - key.lag][3]:
+            return  # the difference would start on a smeared frame
+        diff = self._difference(key.lag) if key.lag < len(self._frames) else None
+        if diff is None:
+            self._new_keyframe()
+            return
+        image, region, t_mid = diff
+        if abs(self._frames[-1 - key.lag][0] - key.time_s) < 1e-9:
+            # the difference starts where the keyframe's ends: the frame they share carries its
+            # noise into both with opposite signs, which pushes the alignment off no motion
+            return
+        guess = self._curve.at(t_mid - self._t0) - key.m
+        if np.hypot(*guess) < self._step:
+            # small moves are within reach from where the keyframe was; starting from the
+            # prediction would let features on a pattern at rest follow the prediction away
+            guess = np.zeros(2)
+        shifts, ok = self._shifts(key, image, region, guess)
+        measured = resting = False
+        spread, error = _spread(shifts[ok])
+        both = key.mask & region
+        shift: np.ndarray | None = None
+        if error <= MEDIAN_ERROR_PX:
+            dy, keep = robust_median(shifts[ok, 1])
+            shift = np.array([float(np.median(shifts[ok, 0][keep])), dy])
+            need = MIN_LIKENESS
+        elif error <= ECC_ERROR_PX:
+            # too faint or noisy for features one by one: align the whole region at once, and
+            # ask more of the result (nothing else vouches for it)
+            shift, spread, need = _ecc_shift(key.image, image, both, guess), 0.0, ECC_LIKENESS
+        if shift is not None:
+            likeness = _likeness(key.image, image, both, shift)
+            # a layer nearly at rest: its own slow changes (thinning, a pattern that evolves)
+            # then dominate the differences and move the features every which way, their
+            # median with them; wait (on the same keyframe) until the layer has moved clearly
+            resting = likeness >= need and (
+                likeness - _likeness(key.image, image, both, np.zeros(2)) < MIN_GAIN
+                or float(np.hypot(*shift)) < spread
             )
-            near = np.linalg.norm((refined - guess).reshape(-1, 2), axis=1) < 2.0
-            good = (st.ravel() == 1) & near
-            self._pts[sel[good]] = refined[good]
+            if likeness >= need and not resting:
+                if not self._curve:  # the interval's first measurement
+                    self._place_first(key, t_mid, shift)
+                    measured = True
+                elif self._plausible(t_mid, key.m + shift):
+                    half = 0.5 * (self._frames[-1][0] - self._frames[-1 - key.lag][0])
+                    m = key.m + shift - self._bend(t_mid, half)
+                    self._curve.add(t_mid - self._t0, m, self._frames[-1][0] - self._t0)
+                    measured = True
+        if measured:
+            self._last_key = (key, shifts, ok)
+            if not self._anchored and len(self._curve) >= ANCHOR_SAMPLES:
+                self._anchor()
+        key.misses = 0 if measured or resting else key.misses + 1
+        if self._keyframe_done(key, ok, measured or resting):
+            self._new_keyframe()
 
-    def _seed(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
-        want = self.max_features - len(self._pts)
-        if want <= 0:
-            return
-        free = mask.copy()
-        for x, y in self._pts.reshape(-1, 2):
-            cv2.circle(free, (int(x), int(y)), self._spacing, 0, -1)
-        new = cv2.goodFeaturesToTrack(
-            gray, want, qualityLevel=0.01, minDistance=self._spacing, mask=free, blockSize=7
+    def _bend(self, t_mid: float, half_s: float) -> np.ndarray:
+        """How far a difference's midpoint lies off the curve at its midpoint time.
+
+        The curve holds the layer's places, a difference the mean of two: the curve bends as
+        the layer slows, and that mean lies d''*h^2/2 off it for frames h either side.
+        """
+        bend = 0.5 * half_s**2 * self._curve.curvature(t_mid - self._t0, max(0.3, 2 * half_s))
+        # a layer nearly at rest gives few, noisy samples: the correction stays a correction
+        return np.clip(bend, -BEND_MAX * self._step, BEND_MAX * self._step)
+
+    def _plausible(self, t_mid: float, m: np.ndarray) -> bool:
+        """A sample near the curve's prediction (the layer moves smoothly)."""
+        if len(self._curve) < 3:
+            return True
+        pred = self._curve.at(t_mid - self._t0)
+        gate = max(1.0, GATE_FRACTION * self._height) + 0.5 * self._step
+        if float(np.hypot(*self._curve.velocity(REST_WINDOW_S))) * KEYFRAME_REST_S < (
+            0.5 * self._step
+        ):
+            # at rest the film's own slow changes masquerade as small moves: hold the curve
+            gate = REST_GATE_FRACTION * self._step
+        return float(np.hypot(*(m - pred))) <= gate
+
+    def _keyframe_done(self, key: _Keyframe, ok: np.ndarray, working: bool) -> bool:
+        """Whether to start a new keyframe: old, far, failing, short of features, wrong lag.
+
+        A slow layer keeps its keyframe longer, until it has moved measurably from it.
+        """
+        now = self._frames[-1][0]
+        travelled = float(np.hypot(*(self._curve.at(now - self._t0) - key.m)))
+        # the layer slows: a longer lag would show it moving a step again
+        wrong_lag = len(self._curve) >= ANCHOR_SAMPLES and not (
+            0.67 * key.lag <= self._choose_lag() <= 1.5 * key.lag
         )
-        if new is None:
-            return
-        new = new.astype(np.float32)
-        n = len(new)
-        eye = np.float32(eye_xy)
-        self._pts = np.concatenate([self._pts, new])
-        self._ids = np.concatenate([self._ids, np.arange(self._next_id, self._next_id + n)])
-        self._next_id += n
-        self._origin = np.concatenate([self._origin, new.reshape(-1, 2) - eye])
-        self._base = np.concatenate([self._base, np.tile(np.float32(self._last), (n, 1))])
-        self._seed_xy = np.concatenate([self._seed_xy, new])
-        self._gen = np.concatenate([self._gen, np.full(n, self._next_gen)])
-        self._seed_img[self._next_gen] = gray
-        self._next_gen += 1
+        slow = float(np.hypot(*self._curve.velocity())) * KEYFRAME_S < self._step
+        return (
+            key.misses >= MAX_MISSES
+            or now - key.time_s > (KEYFRAME_REST_S if slow else KEYFRAME_S)
+            or travelled > KEYFRAME_TRAVEL * self._height
+            or (ok.sum() < 0.5 * len(ok) and not working)
+            or wrong_lag
+        )
 
-    def _sample(self, eye_xy: tuple[float, float]) -> LipidSample:
-        xy = self._pts.reshape(-1, 2)
-        d = xy - np.float32(eye_xy) - self._origin + self._base
-        if len(d) >= 3:
-            dy, keep = robust_median(d[:, 1])
-            dx = float(np.median(d[keep, 0]))
-            self._last = (dx, dy)
-        return LipidSample(*self._last, xy.copy(), self._ids.copy(), d[:, 1].astype(np.float32))
+    def _shifts(
+        self, key: _Keyframe, image: np.ndarray, region: np.ndarray, guess: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each feature's shift from the keyframe into ``image``, and which are trustworthy."""
+        pts = key.points
+        if not len(pts):
+            return np.zeros((0, 2)), np.zeros(0, bool)
+        if self.method is FlowMethod.FARNEBACK:
+            flow = cv2.calcOpticalFlowFarneback(key.image, image, None, 0.5, 2, 15, 3, 5, 1.1, 0)
+            xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
+            shifts = flow[yi, xi].astype(np.float64)
+        elif self.method is FlowMethod.SSD:
+            shifts = _ssd_shifts(key.image, image, pts, guess, self._window)
+        else:
+            shifts = _lk_shifts(key.image, image, pts, guess, self._window)
+        h, w = image.shape
+        to = pts + np.nan_to_num(shifts).astype(np.float32)
+        xi = np.clip(to[:, 0], 0, w - 1).astype(int)
+        yi = np.clip(to[:, 1], 0, h - 1).astype(int)
+        ok = np.isfinite(shifts).all(axis=1) & (region[yi, xi] > 0)
+        return shifts, ok
+
+    def _features(self, image: np.ndarray, region: np.ndarray) -> np.ndarray:
+        """Where the keyframe's difference has texture to measure, inside its region."""
+        spacing = max(4, self._window // 2 - 2)
+        if self.method is not FlowMethod.LUCAS_KANADE:  # dense methods: an even grid
+            ys, xs = np.nonzero(region[spacing // 2 :: spacing, spacing // 2 :: spacing])
+            pts = (np.column_stack([xs, ys]) * spacing + spacing // 2).astype(np.float32)
+            return pts[:: max(1, len(pts) // self.max_features)][: self.max_features]
+        inner = cv2.erode(region, np.ones((3, 3), np.uint8), iterations=max(1, self._window // 4))
+        found = cv2.goodFeaturesToTrack(
+            image,
+            self.max_features,
+            qualityLevel=0.01,
+            minDistance=spacing,
+            mask=inner,
+            blockSize=7,
+        )
+        return np.zeros((0, 2), np.float32) if found is None else found.reshape(-1, 2)
+
+    # -- the curve's start --------------------------------------------------------------------
+    def _place_first(self, key: _Keyframe, t_mid: float, shift: np.ndarray) -> None:
+        """Place the interval's first difference from its first measurement, for now.
+
+        The layer starts at 0 in the interval's first frame and moves on at about the speed the
+        first measurement shows, so the first difference's midpoint lies that speed times its
+        time since the first frame along. ``_anchor`` refines this from more samples.
+        """
+        speed = shift / max(t_mid - key.t_mid, 1e-9)
+        key.m = speed * (key.t_mid - self._t0)
+        self._curve.add(key.t_mid - self._t0, key.m, key.time_s - self._t0)
+        self._curve.add(t_mid - self._t0, key.m + shift, self._frames[-1][0] - self._t0)
+
+    def _anchor(self) -> None:
+        """Shift the first samples so that the curve through them starts at 0.
+
+        All samples so far share the first difference's unknown place; a quadratic through
+        them, carried back to the interval's first frame, must give 0 there.
+        """
+        t = np.asarray(self._curve.t)
+        m = np.array(self._curve.m)
+        start = np.array([np.polyfit(t, m[:, k], 2)[-1] for k in range(2)])
+        self._curve.shift(-start)
+        if self._key is not None:
+            self._key.m = self._key.m - start
+        self._anchored = True
+
+    # -- output -------------------------------------------------------------------------------
+    def _frame_interval(self) -> float:
+        if len(self._frames) < 2:
+            return 1.0
+        span = self._frames[-1][0] - self._frames[0][0]
+        return max(span / (len(self._frames) - 1), 1e-6)
+
+    def _sample(self, time_s: float, eye_xy: tuple[float, float]) -> LipidSample:
+        now = self._curve.at(time_s - self._t0)
+        if self._last_key is None or self._last_key[0] is not self._key:
+            empty = np.zeros((0, 2), np.float32)
+            return LipidSample(
+                float(now[0]),
+                float(now[1]),
+                empty,
+                np.zeros(0, np.int64),
+                np.zeros(0, np.float32),
+            )
+        key, shifts, ok = self._last_key
+        pts = (key.points[ok] + shifts[ok].astype(np.float32)) + np.float32(eye_xy)
+        dy = (key.m[1] + shifts[ok, 1]).astype(np.float32)
+        return LipidSample(float(now[0]), float(now[1]), pts, key.ids[ok], dy)
 
 
-class _ReferenceTracker:
-    """Farneback and SSD: displacement of the region from the interval's first frame.
+def _spread(shifts: np.ndarray) -> tuple[float, float]:
+    """The features' robust spread (px) and the standard error of their median shift.
 
-    Measuring against the first frame (with the last estimate as the starting guess), rather
-    than adding up frame-to-frame steps, keeps sub-pixel errors from accumulating into drift.
+    Both infinite with too few features.
     """
+    if len(shifts) < MIN_FEATURES:
+        return np.inf, np.inf
+    spread = float(np.hypot(*(1.4826 * np.median(np.abs(shifts - np.median(shifts, axis=0)), 0))))
+    return spread, 1.2533 * spread / np.sqrt(len(shifts))
 
-    def __init__(self, max_features: int = 150) -> None:
-        self.max_features = max_features
-        self.reset()
 
-    def reset(self) -> None:
-        """Forget the interval."""
-        self._ref: np.ndarray | None = None
-        self._ref_mask = np.zeros((0, 0), np.uint8)
-        self._ref_eye = np.zeros(2)
-        self._guess = np.zeros(2)  # the region's motion in the image, eye included
-        self._disp = np.zeros(2)
-        self._pts = np.zeros((0, 2), np.float32)
+def _likeness(ref: np.ndarray, cur: np.ndarray, mask: np.ndarray, shift: np.ndarray) -> float:
+    """How well ``cur`` moved back by ``shift`` correlates with ``ref`` over ``mask``.
 
-    def start(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> None:
-        """First open frame of an interval: the reference."""
-        self.reset()
-        self._ref, self._ref_mask, self._ref_eye = gray, mask, np.asarray(eye_xy, float)
+    The layer's pattern does, noise does not (features on noise stay near where they were
+    told to start).
+    """
+    h, w = cur.shape
+    back = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    moved = cv2.warpAffine(cur, back, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    sel = mask > 0
+    a = ref[sel].astype(np.float32) - 128.0
+    b = moved[sel].astype(np.float32) - 128.0
+    denom = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b) / denom if denom > 0 else 0.0
 
-    def push(self, gray: np.ndarray, mask: np.ndarray, eye_xy: tuple[float, float]) -> LipidSample:
-        """The layer's displacement from the reference, minus the eye's."""
-        if self._ref is None:
-            self.start(gray, mask, eye_xy)
-            return self._sample(np.zeros((0, 2)))
-        flows = self._measure(self._ref, gray, self._ref_mask)
-        if len(flows):
-            dy, keep = robust_median(flows[:, 1])
-            self._guess = np.array([float(np.median(flows[keep, 0])), dy])
-            self._disp = self._guess - (np.asarray(eye_xy, float) - self._ref_eye)
-        return self._sample(flows)
 
-    def _sample(self, flows: np.ndarray) -> LipidSample:
-        n = len(self._pts)
-        dy = flows[:, 1].astype(np.float32) if len(flows) == n else np.zeros(n, np.float32)
-        pts = self._pts + self._guess.astype(np.float32)  # where the samples are now
-        return LipidSample(
-            float(self._disp[0]), float(self._disp[1]), pts, np.arange(n, dtype=np.int64), dy
+def _ecc_shift(
+    ref: np.ndarray, cur: np.ndarray, mask: np.ndarray, guess: np.ndarray
+) -> np.ndarray | None:
+    """The one shift that best aligns ``cur`` with ``ref`` over ``mask``, from ``guess``.
+
+    By enhanced correlation; None if it does not converge.
+    """
+    warp = np.float32([[1, 0, guess[0]], [0, 1, guess[1]]])
+    try:
+        _, warp = cv2.findTransformECC(
+            ref, cur, warp, cv2.MOTION_TRANSLATION, ECC_CRITERIA, mask, 1
         )
-
-    def _measure(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-
-class FarnebackTracker(_ReferenceTracker):
-    """Dense Farneback flow over the tracked region's bounding box (the paper's dense method)."""
-
-    def reset(self) -> None:
-        """Forget the interval and its last flow field."""
-        super().reset()
-        self._flow: np.ndarray | None = None
-
-    def _measure(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        # the box around the region, with room for the layer to move, at half resolution: the
-        # low-passed pattern is too smooth at full resolution for Farneback's local polynomials
-        bx, by, bw, bh = cv2.boundingRect(mask)
-        if bw < 16 or bh < 16:
-            return np.zeros((0, 2))
-        m = ref.shape[0] // 10
-        x0, y0 = max(0, bx - m), max(0, by - m)
-        x1, y1 = min(ref.shape[1], bx + bw + m), min(ref.shape[0], by + bh + m)
-        a = cv2.resize(ref[y0:y1, x0:x1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-        b = cv2.resize(cur[y0:y1, x0:x1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-        flags = cv2.OPTFLOW_USE_INITIAL_FLOW if self._flow is not None else 0
-        self._flow = cv2.calcOpticalFlowFarneback(a, b, self._flow, 0.5, 3, 15, 3, 5, 1.1, flags)
-        gy, gx = np.mgrid[by + 8 : by + bh : 16, bx + 8 : bx + bw : 16]
-        inside = mask[gy, gx] > 0
-        self._pts = np.column_stack([gx[inside], gy[inside]]).astype(np.float32)
-        hy = np.clip((gy[inside] - y0) // 2, 0, a.shape[0] - 1)
-        hx = np.clip((gx[inside] - x0) // 2, 0, a.shape[1] - 1)
-        return 2.0 * self._flow[hy, hx].astype(np.float64)
+    except cv2.error:  # no convergence: the difference holds nothing to align
+        return None
+    return np.array([float(warp[0, 2]), float(warp[1, 2])])
 
 
-class SSDTracker(_ReferenceTracker):
-    """Template matching (sum of squared differences) of reference patches on a grid."""
+def _lk_shifts(
+    ref: np.ndarray, cur: np.ndarray, pts: np.ndarray, guess: np.ndarray, window: int
+) -> np.ndarray:
+    """Pyramidal Lucas-Kanade from ``pts`` in ``ref`` into ``cur``, checked backwards."""
+    lk = {"winSize": (window, window), "maxLevel": LK_LEVELS, "criteria": LK_CRITERIA}
+    start = (pts + guess.astype(np.float32)).reshape(-1, 1, 2)
+    flags = cv2.OPTFLOW_USE_INITIAL_FLOW
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(
+        ref, cur, pts.reshape(-1, 1, 2), start.copy(), flags=flags, **lk
+    )
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(
+        cur, ref, nxt, pts.reshape(-1, 1, 2).copy(), flags=flags, **lk
+    )
+    fb = np.linalg.norm((back - pts.reshape(-1, 1, 2)).reshape(-1, 2), axis=1)
+    shifts = (nxt.reshape(-1, 2) - pts).astype(np.float64)
+    shifts[~((st.ravel() == 1) & (st2.ravel() == 1) & (fb < FB_MAX_PX))] = np.nan
+    return shifts
 
-    PATCH, SEARCH = 24, 12
 
-    def _measure(self, ref: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if not len(self._pts):
-            ys, xs = np.nonzero(mask[:: self.PATCH, :: self.PATCH])
-            centres = np.column_stack([xs, ys]) * self.PATCH
-            if len(centres) > 32:  # an even subset keeps the cost bounded
-                centres = centres[np.linspace(0, len(centres) - 1, 32).astype(int)]
-            self._pts = centres.astype(np.float32)
-        h, w = cur.shape
-        p, s = self.PATCH // 2, self.SEARCH
-        gx, gy = np.round(self._guess).astype(int)
-        flows = []
-        for cx, cy in self._pts.astype(int):
-            sx, sy = cx + gx, cy + gy  # search around where the last estimate puts the patch
-            if not (
-                p <= cx < w - p
-                and p <= cy < h - p
-                and p + s <= sx < w - p - s
-                and p + s <= sy < h - p - s
-            ):
-                flows.append((np.nan, np.nan))
-                continue
-            tmpl = ref[cy - p : cy + p, cx - p : cx + p]
-            win = cur[sy - p - s : sy + p + s, sx - p - s : sx + p + s]
-            res = cv2.matchTemplate(win, tmpl, cv2.TM_SQDIFF)
-            _, _, (mx, my), _ = cv2.minMaxLoc(res)  # least squared difference
-            fx, fy = _subpixel(res, mx, my)
-            flows.append((fx - s + gx, fy - s + gy))
-        out = np.asarray(flows, np.float64).reshape(-1, 2)
-        return out[np.isfinite(out).all(axis=1)] if not np.isfinite(out).all() else out
+def _ssd_shifts(
+    ref: np.ndarray, cur: np.ndarray, pts: np.ndarray, guess: np.ndarray, window: int
+) -> np.ndarray:
+    """Template matching (normalised squared differences) of patches around ``pts``."""
+    h, w = cur.shape
+    p, s = window // 2, max(4, window // 3)
+    gx, gy = np.round(guess).astype(int)
+    out = np.full((len(pts), 2), np.nan)
+    for k, (cx, cy) in enumerate(np.round(pts).astype(int)):
+        sx, sy = cx + gx, cy + gy
+        inside = p <= cx < w - p and p <= cy < h - p
+        if not (inside and p + s <= sx < w - p - s and p + s <= sy < h - p - s):
+            continue
+        tmpl = ref[cy - p : cy + p + 1, cx - p : cx + p + 1]
+        win = cur[sy - p - s : sy + p + s + 1, sx - p - s : sx + p + s + 1]
+        res = cv2.matchTemplate(win, tmpl, cv2.TM_SQDIFF_NORMED)
+        _, _, (mx, my), _ = cv2.minMaxLoc(res)
+        fx, fy = _subpixel(res, mx, my)
+        out[k] = (fx - s + gx, fy - s + gy)
+    return out
 
 
 def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
@@ -281,15 +585,3 @@ def _subpixel(res: np.ndarray, x: int, y: int) -> tuple[float, float]:
     fx = vertex(res[y, x - 1], res[y, x], res[y, x + 1]) if 0 < x < w - 1 else 0.0
     fy = vertex(res[y - 1, x], res[y, x], res[y + 1, x]) if 0 < y < h - 1 else 0.0
     return x + fx, y + fy
-
-
-def make_lipid_tracker(
-    method: FlowMethod, max_features: int
-) -> LucasKanadeTracker | _ReferenceTracker:
-    """The tracker for a configured flow method."""
-    cls = {
-        FlowMethod.LUCAS_KANADE: LucasKanadeTracker,
-        FlowMethod.FARNEBACK: FarnebackTracker,
-        FlowMethod.SSD: SSDTracker,
-    }[FlowMethod(method)]
-    return cls(max_features)

@@ -23,44 +23,34 @@ def fit_spread(t: np.ndarray, y: np.ndarray, final: bool = False) -> SpreadFit |
 
 
 class SpreadFitter:
-    """Collects one interval's (t, dy) and keeps its fit current as frames arrive."""
+    """Keeps an interval's fit current as its displacement curve grows.
+
+    It refits every few frames; the curve is the lipid tracker's, whose samples may arrive out
+    of order or be dropped.
+    """
 
     def __init__(self, fit_every: int = 5, min_fit_s: float = 0.5) -> None:
         self.fit_every, self.min_fit_s = fit_every, min_fit_s
-        self._t = np.empty(1024)
-        self._y = np.empty(1024)
-        self._n = 0
-        self.fit: SpreadFit | None = None
+        self.reset()
 
     def reset(self) -> None:
         """Start a new interval."""
-        self._n = 0
-        self.fit = None
+        self._frames = 0
+        self.fit: SpreadFit | None = None
 
-    def push(self, t_s: float, dy_px: float) -> SpreadFit | None:
-        """Add a sample; refits every ``fit_every`` samples. Returns the current fit."""
-        if self._n == self._t.size:  # grow geometrically; an interval's length bounds this
-            self._t = np.resize(self._t, 2 * self._n)
-            self._y = np.resize(self._y, 2 * self._n)
-        self._t[self._n], self._y[self._n] = t_s, dy_px
-        self._n += 1
-        if self._n % self.fit_every == 0 and self._span() >= self.min_fit_s:
-            self.fit = fit_spread(self._t[: self._n], self._y[: self._n]) or self.fit
+    def update(self, t_s: np.ndarray, dy_px: np.ndarray) -> SpreadFit | None:
+        """One more frame of the curve (t_s, dy_px); refits every ``fit_every`` frames."""
+        self._frames += 1
+        if self._frames % self.fit_every == 0 and _span(t_s) >= self.min_fit_s:
+            self.fit = fit_spread(t_s, dy_px) or self.fit
         return self.fit
 
-    def truncate(self, before_t_s: float) -> None:
-        """Drop samples at or after ``before_t_s`` (frames found, late, to be in a blink)."""
-        self._n = int(np.searchsorted(self._t[: self._n], before_t_s, side="left"))
-
-    def finish(self) -> SpreadFit | None:
+    def finish(self, t_s: np.ndarray, dy_px: np.ndarray) -> SpreadFit | None:
         """The interval's final fit (None if too short or not converged)."""
-        if self._span() < self.min_fit_s:
+        if _span(t_s) < self.min_fit_s:
             return None
-        return fit_spread(self._t[: self._n], self._y[: self._n], final=True)
+        return fit_spread(t_s, dy_px, final=True)
 
-    def samples(self) -> tuple[np.ndarray, np.ndarray]:
-        """The interval's (t_s, dy_px) so far."""
-        return self._t[: self._n].copy(), self._y[: self._n].copy()
 
-    def _span(self) -> float:
-        return float(self._t[self._n - 1] - self._t[0]) if self._n > 1 else 0.0
+def _span(t: np.ndarray) -> float:
+    return float(np.ptp(t)) if np.size(t) > 1 else 0.0

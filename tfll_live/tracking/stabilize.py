@@ -85,6 +85,7 @@ class Stabilizer:
             fit = self._refiner.refine(gray, self._last)
             if fit is not None and fit[1] >= MIN_INLIERS and self._plausible(fit[0]):
                 self._last = fit[0]
+                self._since_search = 0
                 return fit[0]
         self._since_search += 1
         if self._since_search < REDETECT_EVERY:
@@ -108,15 +109,33 @@ class Stabilizer:
         return refitted or settled
 
     def _whole_margin(self, gray: np.ndarray) -> Circle | None:
-        """The pupil near its last place if its margin is seen as a whole circle, else None."""
+        """The pupil if its margin is seen whole, else None.
+
+        Looked for near its last place, and every few frames anywhere: the eye may have moved
+        far while the lid covered it.
+        """
         found = None if self._last is None else self._round_fit(gray, self._last)
+        if found is not None:
+            self._since_search = 0
+        else:
+            self._since_search += 1
+            if self._since_search >= REDETECT_EVERY:
+                self._since_search = 0
+                seen = find_pupil(gray, self._refiner)
+                found = None if seen is None else self._round_fit(gray, seen)
         if found is not None:
             self._last = found
         return found
 
     def _round_fit(self, gray: np.ndarray, guess: Circle) -> Circle | None:
-        """The pupil refitted near ``guess`` if its whole margin is round and its size plausible."""
+        """The pupil refitted near ``guess`` if its whole margin is round and its size plausible.
+
+        A second refit from the first: rays cast from a centre a few pixels off (the eye moved
+        while the lid covered it) meet the margin obliquely, and the first fit is rough.
+        """
         fit = self._refiner.refine(gray, guess)
+        if fit is not None and fit.roundness < WHOLE_ROUNDNESS:
+            fit = self._refiner.refine(gray, fit.circle)
         if fit is None or fit.roundness < WHOLE_ROUNDNESS or not self._plausible(fit.circle):
             return None
         return fit.circle

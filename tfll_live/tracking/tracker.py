@@ -21,14 +21,14 @@ from .blink import BlinkDetector
 from .config import TrackerConfig
 from .enhance import Enhancer
 from .frame import Luminance, bad_frame_reason, check_frame
-from .lipid import LipidSample, make_lipid_tracker
+from .lipid import LipidSample, LipidTracker
 from .results import Blink, Circle, EyeState, FrameResult, Interval, LidCurve, Summary
 from .spread import SpreadFitter
 from .stabilize import Stabilizer
 
-LID_EVERY = 15  # frames between lower-lid refits; in between the lid moves with the eye
-WORK_HEIGHT_PX = 360  # the low-passed pattern (sigma = height/160) holds no finer detail
-HISTORY = 4  # recent frames kept so an interval can start at its true first open frame
+IRIS_EVERY = 15  # frames between iris-margin refits; in between it moves with the eye
+WORK_HEIGHT_PX = 240  # the low-passed pattern (sigma = height/160) holds no finer detail
+HISTORY = 8  # recent frames kept so an interval can start at its true first open frame
 CLEARANCE = 0.025  # of the frame height: keeps features off eye-fixed edges (lid, iris margin)
 
 
@@ -60,13 +60,12 @@ class Tracker:
     _interval_thickness: list[float]
     _last_thickness: float | None
     _blink_start: int | None
-    _lid_rest: LidCurve | None
+    _lid_last: LidCurve | None
     _iris_rest: Circle | None
     _recent: deque[_Recent]
     _last_t: float
-    _interval_t0: float
     _thickness_age: int
-    _lid_age: int
+    _iris_age: int
     _open_ok: bool
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
@@ -76,7 +75,7 @@ class Tracker:
         self._stabilizer = Stabilizer()
         self._blinks_detector = BlinkDetector(cfg.blink_z_on, cfg.blink_z_off)
         self._enhancer = Enhancer(cfg.enhancement)
-        self._lipid = make_lipid_tracker(cfg.flow, cfg.max_features)
+        self._lipid = LipidTracker(cfg.flow, cfg.max_features)
         self._fitter = SpreadFitter(cfg.fit_every, cfg.min_fit_s)
         self._iris_refiner = PupilRefiner()
         calibration = (
@@ -134,7 +133,7 @@ class Tracker:
         self._shape = frame.shape
         assert gray is not None
         try:
-            return self._track(i, time_s, frame, gray, self._luminance.interference(frame, gray))
+            return self._track(i, time_s, frame, gray, gray)
         except (cv2.error, np.linalg.LinAlgError) as e:  # a numerical dead end: start over
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
             return self._reset_mid_stream(
@@ -157,15 +156,14 @@ class Tracker:
         ):
             stage.reset()
         self._interval_start = None
-        self._interval_t0 = 0.0
         self._work = None  # lipid tracking scale, fixed on the first frame
         self._interval_thickness = []
         self._thickness_age = 0
         self._last_thickness = None
         self._blink_start = None
-        self._lid_rest = None
+        self._lid_last = None
         self._iris_rest = None
-        self._lid_age = LID_EVERY
+        self._iris_age = IRIS_EVERY
         self._recent = deque(maxlen=HISTORY)
         self._open_ok = True  # a stream starts open unless the detector says otherwise
 
@@ -194,23 +192,22 @@ class Tracker:
         blinking = self._blinks_detector.blinking
         motion = self._stabilizer.push(gray, hold=blinking)
         eye = (motion.dx_px, motion.dy_px)
-        lid = self._lid(gray, motion.pupil, eye)
+        lid = self._lid(gray, motion.pupil)
         iris = self._iris(gray, motion.pupil, eye)
         clearance = max(3.0, CLEARANCE * gray.shape[0])
         rows = _region_rows(motion.pupil, lid, clearance)
-        event = self._blinks_detector.push(i, gray, *eye, rows)
+        seen = motion.pupil is not None or not self._stabilizer.has_reference
+        event = self._blinks_detector.push(i, gray, *eye, rows, eye_seen=seen)
         if blinking and not event.blinking:  # the eye just opened: find it again in this frame
             motion = self._stabilizer.push(gray)
             eye = (motion.dx_px, motion.dy_px)
             self._blinks_detector.rebase(gray, *eye)  # it may have moved under the lid
-            lid = self._lid(gray, motion.pupil, eye)
+            lid = self._lid(gray, motion.pupil)
             iris = self._iris(gray, motion.pupil, eye)
         mask = _region_mask(gray.shape, motion.pupil, lid, iris)
         enhanced = self._enhancer.push(self._to_work(pattern, cv2.INTER_AREA))
         work_mask = None if mask is None else self._to_work(mask, cv2.INTER_NEAREST)
-        self._recent.append(
-            _Recent(i, time_s, enhanced, eye, motion.pupil is not None, work_mask)
-        )
+        self._recent.append(_Recent(i, time_s, enhanced, eye, motion.pupil is not None, work_mask))
         ended_interval = None
         if event.started is not None:
             self._blink_start = event.started
@@ -252,8 +249,8 @@ class Tracker:
                 interval_ended=ended_interval,
             )
         assert work_mask is not None  # the region is known (mask is not None)
-        sample = self._push_lipid(enhanced, work_mask, eye)
-        fit = self._fitter.push(time_s - self._interval_t0, sample.dy_px)
+        sample = self._push_lipid(self._recent[-1])
+        fit = self._fitter.update(*self._lipid_curve())
         thickness = self._estimate_thickness(frame, mask, iris)
         return FrameResult(
             i,
@@ -283,14 +280,12 @@ class Tracker:
             return image
         return cv2.resize(image, None, fx=self._work, fy=self._work, interpolation=interpolation)
 
-    def _push_lipid(
-        self, enhanced: np.ndarray, mask: np.ndarray, eye: tuple[float, float]
-    ) -> LipidSample:
+    def _push_lipid(self, recent: _Recent) -> LipidSample:
         """Track the layer at the working scale; the sample comes back in image pixels."""
         k = self._work or 1.0
-        sample = self._lipid.push(enhanced, mask, (eye[0] * k, eye[1] * k))
-        if k == 1.0:
-            return sample
+        assert recent.mask is not None
+        eye = (recent.eye_xy[0] * k, recent.eye_xy[1] * k)
+        sample = self._lipid.push(recent.enhanced, recent.mask, eye, recent.time_s)
         return LipidSample(
             sample.dx_px / k,
             sample.dy_px / k,
@@ -298,6 +293,11 @@ class Tracker:
             sample.ids,
             sample.point_dy_px / k,
         )
+
+    def _lipid_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The interval's measured displacement curve (s since its start, image px)."""
+        t, dy = self._lipid.samples()
+        return t, dy / (self._work or 1.0)
 
     def _start_interval(self, first: int) -> None:
         """Open an interval at frame ``first``, replaying the kept frames since then."""
@@ -318,18 +318,18 @@ class Tracker:
             if not r.eye_seen and seen is not None:
                 r.eye_xy = seen
         kept = [r for r in kept if r.mask is not None]
-        self._interval_t0 = kept[0].time_s if kept else self._recent[-1].time_s
         for r in kept[:-1]:  # the newest frame is pushed by the caller
-            sample = self._push_lipid(r.enhanced, r.mask, r.eye_xy)  # type: ignore[arg-type]
-            self._fitter.push(r.time_s - self._interval_t0, sample.dy_px)
+            self._push_lipid(r)
+            self._fitter.update(*self._lipid_curve())
 
     def _close_interval(self, last: int) -> Interval:
         """Close the open interval at frame ``last`` with its final fit."""
         assert self._interval_start is not None
-        times = {r.index: r.time_s for r in self._recent}
-        if last + 1 in times:  # drop samples from frames now known to be in the blink
-            self._fitter.truncate(times[last + 1] - self._interval_t0)
-        t, dy = self._fitter.samples()
+        # drop the measurements that used frames now known to be in the blink
+        blinked = [r.time_s for r in self._recent if r.index > last]
+        if blinked:
+            self._lipid.truncate(min(blinked))
+        t, dy = self._lipid_curve()
         kinetics = (
             analyze_spread(t, dy) if t.size >= 6 and np.ptp(t) >= self.config.min_fit_s else None
         )
@@ -337,7 +337,7 @@ class Tracker:
             len(self._intervals),
             self._interval_start,
             max(last, self._interval_start),
-            self._fitter.finish(),
+            self._fitter.finish(t, dy),
             kinetics=kinetics,
             thickness=thickness_summary(self._interval_thickness),
         )
@@ -402,27 +402,24 @@ class Tracker:
             "calibration": calibration,
         }
 
-    def _lid(
-        self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]
-    ) -> LidCurve | None:
-        """Lower lid, refitted every few frames, otherwise carried along with the eye."""
-        self._lid_age += 1
-        if (
-            pupil is not None
-            and (self._lid_rest is None or self._lid_age >= LID_EVERY)
-            and (not self._blinks_detector.blinking)
-        ):
+    def _lid(self, gray: np.ndarray, pupil: Circle | None) -> LidCurve | None:
+        """Lower lid, refitted every open frame (it is cheap), else where last seen.
+
+        The lids stay put while saccades turn the eye, so the lid is not carried with it.
+        """
+        if pupil is not None and not self._blinks_detector.blinking:
             found = find_lower_lid(gray, pupil)
             if found is not None:
-                self._lid_rest = _shift_lid(found, -eye[0], -eye[1])
-                self._lid_age = 0
-        return None if self._lid_rest is None else _shift_lid(self._lid_rest, *eye)
+                self._lid_last = found
+        return self._lid_last
 
     def _iris(
         self, gray: np.ndarray, pupil: Circle | None, eye: tuple[float, float]
     ) -> Circle | None:
-        """Iris margin, found with the lid and carried along with the eye in between."""
-        if pupil is not None and self._lid_age == 0:
+        """Iris margin, refitted every few frames and carried along with the eye in between."""
+        self._iris_age += 1
+        if pupil is not None and self._iris_age >= IRIS_EVERY:
+            self._iris_age = 0
             fit = self._iris_refiner.refine(gray, Circle(pupil.x_px, pupil.y_px, 3.0 * pupil.r_px))
             if fit is not None and fit[1] > 0.4 and fit[0].r_px > 1.5 * pupil.r_px:
                 c = fit[0]
@@ -431,12 +428,6 @@ class Tracker:
             return None
         c = self._iris_rest
         return Circle(c.x_px + eye[0], c.y_px + eye[1], c.r_px)
-
-
-def _shift_lid(lid: LidCurve, dx: float, dy: float) -> LidCurve:
-    """The same parabola translated by (dx, dy)."""
-    a, b, c = lid.a, lid.b, lid.c
-    return LidCurve(a, b - 2 * a * dx, a * dx * dx - b * dx + c + dy)
 
 
 def _region_rows(
