@@ -371,3 +371,45 @@ def test_eye_states_are_reported_in_stats():
     assert loop.stats.eye_state in {s.value for s in EyeState}
     assert loop.stats.fps > 0
     loop.stop()
+
+
+# -- Micro-Manager's real DemoCamera ----------------------------------------------------------
+
+
+def test_a_slowed_tracker_on_the_democamera_loses_no_recorded_frame(demo_cfg, tmp_path):
+    """The C++ DemoCamera at its full rate (10 ms exposure, ~95 frames/s) on a plain
+    CMMCorePlus, the tracker deliberately slowed to ~25 frames/s: the recording holds every
+    frame the camera delivered (image numbers without a gap), the results say which were
+    tracked."""
+    from pymmcore_plus import CMMCorePlus
+
+    core = CMMCorePlus()  # adapters through MICROMANAGER_PATH
+    core.loadSystemConfiguration(str(demo_cfg))
+    core.setExposure(10.0)
+    loop = CaptureLoop(core)
+    got = Collect(loop)
+    loop.events.frame_tracked.connect(lambda _r: time.sleep(0.04))  # on the tracking thread
+    path = loop.start_recording(tmp_path / "demo", "ome-zarr")
+    loop.start()
+    assert wait_until(lambda: loop.stats.recorded >= 200, timeout_s=30)
+    stats = loop.stop()
+    assert got.errors == [] and stats.lost == 0
+    assert stats.recorded == stats.acquired >= 200
+    assert stats.untracked > stats.tracked > 0  # well behind, and skipping ahead
+    log = (path.parent / "demo.tfll" / "camera_frames.jsonl").read_text().splitlines()
+    numbers = [int(json.loads(line)["ImageNumber"]) for line in log]
+    assert numbers == list(range(stats.acquired))  # every frame the camera delivered
+    doc = read_results(path.parent / "demo.tfll")
+    assert doc["frames"] == {"acquired": stats.acquired, "recorded": stats.acquired, "lost": 0,
+                             "lost_in_camera_buffer": 0, "tracked": stats.tracked,
+                             "complete": True}
+    assert doc["pixel_size_um"] == 1.0  # the demo configuration's pixel size
+    cols = read_frames_csv(path.parent / "demo.tfll")
+    tracked = cols["state"] != "untracked"
+    assert len(cols["frame"]) == stats.acquired and tracked.sum() == stats.tracked
+    assert list(cols["frame"][tracked]) == [r.frame for r in got.results]
+    from tfll_live.io import open_stream
+
+    with open_stream(path) as src:
+        assert src.n_frames == stats.acquired and src.shape == (512, 512)
+        assert src.times_s is not None and src.fps == pytest.approx(100.0, rel=0.25)
