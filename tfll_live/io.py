@@ -202,6 +202,36 @@ def open_stream(path: str | Path, fps: float | None = None) -> FrameSource:
     return _VideoSource(p, fps)
 
 
+RECORDING_SCHEMA = "tfll-recording/1"
+RECORDING_IN_PROGRESS = "tfll recording in progress"  # a TIFF's description until it closes
+
+
+def is_recording(path: str | Path) -> bool:
+    """Whether ``path`` is a recording this project's recorder wrote (by its content).
+
+    An OME-Zarr's root attributes carry the recorder's ``tfll`` record; an OME-TIFF's first
+    page description carries it in the OME-XML (or, before the recording was closed, the
+    recorder's placeholder). Never raises: anything unreadable is not a recording.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            doc = json.loads((p / "zarr.json").read_text(encoding="utf-8"))
+            record = doc.get("attributes", {}).get("tfll", {})
+            return isinstance(record, dict) and record.get("schema") == RECORDING_SCHEMA
+        with open(p, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] not in (b"II", b"MM"):
+            return False
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            description = tif.pages.first.description
+        return any(mark in description for mark in (RECORDING_SCHEMA, RECORDING_IN_PROGRESS))
+    except Exception:
+        return False
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """One still image, mono (Y, X) or RGB (Y, X, 3): a TIFF's first frame, else OpenCV's read.
 

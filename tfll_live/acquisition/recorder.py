@@ -22,7 +22,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from tfll_live.io import AnalysisWriter, stream_stem
+from tfll_live.io import RECORDING_SCHEMA, AnalysisWriter, stream_stem
 from tfll_live.tracking import FrameResult, Summary
 
 from .ome_metadata import ImageMetadata
@@ -31,7 +31,6 @@ from .zarr_writer import ZarrFrameWriter, root_attrs, write_group_attrs
 
 Format = Literal["ome-tiff", "ome-zarr"]
 FORMATS: dict[str, str] = {"ome-zarr": ".ome.zarr", "ome-tiff": ".ome.tif"}
-RECORDING_SCHEMA = "tfll-recording/1"
 
 
 def with_format_suffix(path: Path, fmt: str) -> Path:

@@ -23,9 +23,11 @@ from typing import IO, Any
 import numpy as np
 import tifffile
 
+from tfll_live.io import RECORDING_IN_PROGRESS
+
 from .ome_metadata import ImageMetadata, ome_xml
 
-_PLACEHOLDER = "tfll recording in progress (OME-XML is written when the recording closes)"
+_PLACEHOLDER = f"{RECORDING_IN_PROGRESS} (OME-XML is written when the recording closes)"
 COMPRESSION = ("zlib", 1)  # Deflate (TIFF compression 8), level 1, with the predictor
 
 
