@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -41,8 +42,13 @@ SMALL_CFG = (
 )
 
 
+# a user's shell, not this test process: importing pymmcore-widgets (the GUI tests) asks
+# pymmcore-plus for Qt signals through the environment, which a headless CLI warns about
+ENV = {k: v for k, v in os.environ.items() if k != "PYMM_SIGNALS_BACKEND"}
+
+
 def tfll(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tfll_live.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "tfll_live.cli", *args], cwd=cwd, env=ENV,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -77,8 +83,8 @@ def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
 def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
     proc = subprocess.Popen([sys.executable, "-m", "tfll_live.cli", "live", "--config",
                              str(small_cfg), "--record", "take", "--format", "ome-tiff"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         meta = tmp_path / "take.tfll" / "camera_frames.jsonl"
         deadline = time.monotonic() + 30
