@@ -3,7 +3,7 @@
 Measures, with the real capture loop, tracker, recorder and napari canvas:
 - Qt event-loop stalls: a 1 ms probe timer on the main thread; the longest gap between its ticks
   is the longest time the GUI could not respond (target < 50 ms). Also the display timer's gaps.
-- dropped frames: the capture loop's counters (acquired / tracked / recorded / dropped).
+- lost frames: the capture loop's counters (acquired / recorded / lost / tracked).
 - frame-to-overlay latency: core buffer -> FrameResult (the loop's own histogram) plus
   FrameResult -> overlay drawn on the canvas (measured per displayed frame here, at the vispy
   draw event that follows the layer update).
@@ -346,9 +346,9 @@ def main() -> int:
     print(f"  CPU: {100 * sum(used.values()):.0f}% of {100 * (os.cpu_count() or 1)}%; "
           + ", ".join(f"{name} {100 * v:.0f}%" for name, v in top))
     print(f"  capture: acquired {stats.acquired}, tracked {stats.tracked}, recorded "
-          f"{stats.recorded}, dropped {stats.dropped}")
+          f"{stats.recorded}, lost {stats.lost}")
     print(f"  display: {shown / span:.1f} frames/s shown of {tracked / span:.1f} tracked "
-          "(display may skip, tracking never does)")
+          "(display may skip, and so may tracking when it falls behind; recording never does)")
     print(f"  latency buffer -> FrameResult (loop): median {stats.latency_ms_median:.1f} ms, "
           f"p95 {stats.latency_ms_p95:.1f} ms")
     print(f"  latency FrameResult -> overlay drawn (GUI): median {pct(gui_ms, 50):.1f} ms, "

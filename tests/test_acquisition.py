@@ -196,7 +196,7 @@ def test_switching_camera_while_live(tmp_path):
 
 
 def test_set_tracker_config_applies_from_the_next_frame_and_not_while_recording(tmp_path):
-    loop = CaptureLoop(make_core(synth=FAST))
+    loop = CaptureLoop(make_core(synth=FAST), max_track_lag_s=10.0)  # no frame skipped
     got = Collect(loop)
     loop.start()
     assert wait_until(lambda: len(got.results) >= 10)

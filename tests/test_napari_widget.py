@@ -296,3 +296,11 @@ def test_status_shows_the_last_intervals_spread_time(widget, qtbot):
     qtbot.waitUntil(lambda: widget._last_spread is not None, timeout=30_000)
     widget._status()
     assert "last spread" in widget.status_label.text()
+
+
+def test_frames_lost_in_the_camera_buffer_are_shown_at_once(widget, qtbot):
+    assert widget.start_live(), widget.message_label.text()
+    qtbot.waitUntil(lambda: widget.loop.stats.tracked > 3, timeout=20_000)
+    widget.loop.events.frames_lost.emit(500, 500)  # as the capture thread reports a gap
+    qtbot.waitUntil(lambda: "500 frames lost" in widget.message_label.text(), timeout=2_000)
+    assert "recording is incomplete" in widget.message_label.text()

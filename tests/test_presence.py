@@ -42,7 +42,7 @@ def test_an_eye_in_view_is_tracked_from_the_first_frame():
 
 def test_the_eye_leaving_view_ends_the_interval_and_tracking_resumes_when_it_returns():
     stream = SyntheticStream(CFG)
-    frames = [stream.render(k) for k in range(100)]
+    frames = [stream.render(k) for k in range(200)]
     grey = np.full_like(frames[0], 118)  # the patient leaves: an even, lit background
     sequence = frames[:50] + [grey] * 100 + frames[50:]
     tracker = Tracker()

@@ -18,7 +18,9 @@ from .results import Circle
 
 EYE_ROUNDNESS = 0.5  # share of the margin within a pixel of its circle that makes a pupil
 NO_EYE_AFTER_S = 1.0  # longer than a blink hides the pupil
-SEARCH_EVERY_S = 1.0  # a full pupil search costs ~0.1 s: at most 10% of a core
+# a full pupil search costs ~0.1 s (more on a busy machine), and the frames behind it wait:
+# every 2 s keeps that to ~5% of a core and of the frames, and finds an eye within 2 s
+SEARCH_EVERY_S = 2.0
 
 
 class EyePresence:
