@@ -56,15 +56,20 @@ def build_core(args: argparse.Namespace):
         core = make_core(config=args.config)
         core.setExposure(args.exposure)
         label = core.getCameraDevice()
-        return core, (f"{label} ({core.getDeviceLibrary(label)}) {core.getImageWidth()}x"
-                      f"{core.getImageHeight()} {8 * core.getBytesPerPixel()}-bit, "
-                      f"{args.exposure:g} ms exposure")
-    cfg = SynthConfig(height=args.height, width=args.width, fps=args.fps,
-                      n_frames=args.stream_frames, seed=0)
+        return core, (
+            f"{label} ({core.getDeviceLibrary(label)}) {core.getImageWidth()}x"
+            f"{core.getImageHeight()} {8 * core.getBytesPerPixel()}-bit, "
+            f"{args.exposure:g} ms exposure"
+        )
+    cfg = SynthConfig(
+        height=args.height, width=args.width, fps=args.fps, n_frames=args.stream_frames, seed=0
+    )
     t0 = time.perf_counter()
     core = make_core(synth=cfg, prerender=True)
-    return core, (f"synthetic {args.width}x{args.height} RGB at {args.fps:g} frames/s, "
-                  f"{args.stream_frames} frames pre-rendered in {time.perf_counter() - t0:.1f} s")
+    return core, (
+        f"synthetic {args.width}x{args.height} RGB at {args.fps:g} frames/s, "
+        f"{args.stream_frames} frames pre-rendered in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 def check_recording(path: Path, acquired: int) -> tuple[bool, str]:
@@ -74,8 +79,10 @@ def check_recording(path: Path, acquired: int) -> tuple[bool, str]:
     gaps = sum(1 for a, b in itertools.pairwise(numbers) if b != a + 1)
     complete = numbers == list(range(acquired))
     rows = len(read_frames_csv(analysis_dir_for(path))["frame"])
-    return complete, (f"{len(numbers)} frames, ImageNumber {numbers[0] if numbers else '-'}.."
-                      f"{numbers[-1] if numbers else '-'}, {gaps} gaps; frames.csv {rows} rows")
+    return complete, (
+        f"{len(numbers)} frames, ImageNumber {numbers[0] if numbers else '-'}.."
+        f"{numbers[-1] if numbers else '-'}, {gaps} gaps; frames.csv {rows} rows"
+    )
 
 
 def main() -> int:
@@ -86,8 +93,12 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=100.0)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--stream-frames", type=int, default=900,
-                    help="length of the looping synthetic session, pre-rendered (default 900)")
+    ap.add_argument(
+        "--stream-frames",
+        type=int,
+        default=900,
+        help="length of the looping synthetic session, pre-rendered (default 900)",
+    )
     ap.add_argument("--format", choices=("ome-zarr", "ome-tiff"), default="ome-zarr")
     ap.add_argument("--busy", action="store_true", help="a second, CPU-bound process beside")
     ap.add_argument("--out-dir", type=Path, default=None)
@@ -95,8 +106,10 @@ def main() -> int:
     args = ap.parse_args()
 
     core, what = build_core(args)
-    print(f"camera: {what}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
-          flush=True)
+    print(
+        f"camera: {what}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     busy = subprocess.Popen([sys.executable, "-c", BUSY]) if args.busy else None
     if busy is not None:
         print(f"a busy process beside (pid {busy.pid})", flush=True)
@@ -130,9 +143,12 @@ def main() -> int:
             elapsed = time.perf_counter() - wall0
             if elapsed >= next_report:
                 s = loop.stats
-                print(f"  {elapsed:6.0f} s: acquired {s.acquired}, recorded {s.recorded}, "
-                      f"lost {s.lost}, tracked {s.tracked} ({100 * s.tracked_share:.1f}%), "
-                      f"latency p95 {s.latency_ms_p95:.0f} ms, RSS {rss_mb():.0f} MB", flush=True)
+                print(
+                    f"  {elapsed:6.0f} s: acquired {s.acquired}, recorded {s.recorded}, "
+                    f"lost {s.lost}, tracked {s.tracked} ({100 * s.tracked_share:.1f}%), "
+                    f"latency p95 {s.latency_ms_p95:.0f} ms, RSS {rss_mb():.0f} MB",
+                    flush=True,
+                )
                 next_report += 10.0 if args.seconds <= 120 else 30.0
     except KeyboardInterrupt:
         print("interrupted", flush=True)
@@ -147,40 +163,56 @@ def main() -> int:
     sampler.join()
 
     complete, detail = check_recording(path, stats.acquired)
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() \
+    size = (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
         else path.stat().st_size
+    )
     print()
     print(f"duration        {wall:.1f} s (load average now {os.getloadavg()[0]:.1f})")
     print(f"acquired        {stats.acquired}  ({stats.acquired / wall:.1f} frames/s delivered)")
     print(f"recorded        {stats.recorded}  ({args.format}: {detail})")
     when = ", ".join(f"{t:.0f} s: {n}" for t, n in losses)
     print(f"lost            {stats.lost}" + (f"  (at {when})" if losses else ""))
-    print(f"tracked         {stats.tracked}  ({100 * stats.tracked_share:.1f}% of the frames; "
-          f"{stats.untracked} skipped to keep up)")
-    print(f"result latency  median {stats.latency_ms_median:.1f} ms, p95 "
-          f"{stats.latency_ms_p95:.1f} ms (frame in the core's buffer -> FrameResult)")
-    print(f"recording size  {size / 2**20:.0f} MB, {size / wall * 60 / 2**30:.2f} GB per minute "
-          f"({stats.recorded * core.getImageBufferSize() / max(size, 1):.2f}x smaller than raw)")
+    print(
+        f"tracked         {stats.tracked}  ({100 * stats.tracked_share:.1f}% of the frames; "
+        f"{stats.untracked} skipped to keep up)"
+    )
+    print(
+        f"result latency  median {stats.latency_ms_median:.1f} ms, p95 "
+        f"{stats.latency_ms_p95:.1f} ms (frame in the core's buffer -> FrameResult)"
+    )
+    print(
+        f"recording size  {size / 2**20:.0f} MB, {size / wall * 60 / 2**30:.2f} GB per minute "
+        f"({stats.recorded * core.getImageBufferSize() / max(size, 1):.2f}x smaller than raw)"
+    )
     print(f"CPU             {cpu / wall:.2f} cores busy on average (this process)")
     if samples:
         n = len(samples)
         marks = [samples[min(n - 1, int(n * q))] for q in (0.0, 0.25, 0.5, 0.75)] + [samples[-1]]
         over_time = ", ".join(f"{t:.0f} s: {m:.0f}" for t, m in marks)
         late = [m for t, m in samples if t >= 0.2 * wall]
-        print(f"RSS (MB)        before start {rss_start:.0f}; {over_time}; peak "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+        print(
+            f"RSS (MB)        before start {rss_start:.0f}; {over_time}; peak "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+        )
         if late:
-            print(f"RSS after 20%   min {min(late):.0f} / median {statistics.median(late):.0f} "
-                  f"/ max {max(late):.0f} MB (flat if these agree)")
+            print(
+                f"RSS after 20%   min {min(late):.0f} / median {statistics.median(late):.0f} "
+                f"/ max {max(late):.0f} MB (flat if these agree)"
+            )
     for e in errors:
         print(f"error: {e}")
     print(f"recording       {path}" + ("" if args.keep else " (deleted)"))
     if not args.keep:
         shutil.rmtree(out_dir, ignore_errors=True)
     ok = stats.lost == 0 and complete and stats.recorded == stats.acquired and not errors
-    print("PASS" if ok else "FAIL", "(recorded = delivered: every ImageNumber, none lost); "
-          f"latency p95 {stats.latency_ms_p95:.0f} ms "
-          f"({'<=' if stats.latency_ms_p95 <= 100 else '>'} 100 ms)")
+    print(
+        "PASS" if ok else "FAIL",
+        "(recorded = delivered: every ImageNumber, none lost); "
+        f"latency p95 {stats.latency_ms_p95:.0f} ms "
+        f"({'<=' if stats.latency_ms_p95 <= 100 else '>'} 100 ms)",
+    )
     return 0 if ok else 1
 
 

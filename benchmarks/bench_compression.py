@@ -34,9 +34,16 @@ from tfll_live.synth import SynthConfig, SyntheticStream
 
 
 def synthetic_frames(args: argparse.Namespace) -> list[np.ndarray]:
-    cfg = SynthConfig(height=args.height, width=args.width, rgb=not args.mono,
-                      bit_depth=args.bits, noise_dn=args.noise_dn, n_frames=args.frames,
-                      fps=args.fps, seed=1)
+    cfg = SynthConfig(
+        height=args.height,
+        width=args.width,
+        rgb=not args.mono,
+        bit_depth=args.bits,
+        noise_dn=args.noise_dn,
+        n_frames=args.frames,
+        fps=args.fps,
+        seed=1,
+    )
     stream = SyntheticStream(cfg)
     return [stream.render(i) for i in range(args.frames)]
 
@@ -44,8 +51,10 @@ def synthetic_frames(args: argparse.Namespace) -> list[np.ndarray]:
 def democamera_frames(n: int, exposure_ms: float) -> list[np.ndarray]:
     from pymmcore_plus import CMMCorePlus
 
-    mm = Path(os.environ.get("MICROMANAGER_PATH") or
-              Path(__file__).resolve().parents[2] / "shared" / "micromanager")
+    mm = Path(
+        os.environ.get("MICROMANAGER_PATH")
+        or Path(__file__).resolve().parents[2] / "shared" / "micromanager"
+    )
     core = CMMCorePlus(mm_path=str(mm))
     core.loadSystemConfiguration(str(mm / "MMConfig_demo.cfg"))
     core.setExposure(exposure_ms)
@@ -76,8 +85,15 @@ def write_raw(folder: Path, frames: list[np.ndarray], repeat: int) -> float:
 def write_with(fmt: str, folder: Path, frames: list[np.ndarray], repeat: int) -> tuple[float, int]:
     """Seconds per frame and bytes on disk, through the recorder's writer for ``fmt``."""
     f0 = frames[0]
-    meta = ImageMetadata("bench", f0.shape[0], f0.shape[1], f0.ndim == 3, f0.dtype,
-                         pixel_size_um=1.0, camera={"label": "Camera"})
+    meta = ImageMetadata(
+        "bench",
+        f0.shape[0],
+        f0.shape[1],
+        f0.ndim == 3,
+        f0.dtype,
+        pixel_size_um=1.0,
+        camera={"label": "Camera"},
+    )
     if fmt == "ome-zarr":
         root = folder / "bench.ome.zarr"
         root.mkdir()
@@ -107,8 +123,11 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=100.0, help="the camera rate for size per minute")
     ap.add_argument("--frames", type=int, default=60, help="distinct frames (default 60)")
     ap.add_argument("--repeat", type=int, default=5, help="passes over them (default 5)")
-    ap.add_argument("--democamera", action="store_true",
-                    help="frames of Micro-Manager's DemoCamera (512x512 16-bit) instead")
+    ap.add_argument(
+        "--democamera",
+        action="store_true",
+        help="frames of Micro-Manager's DemoCamera (512x512 16-bit) instead",
+    )
     ap.add_argument("--out-dir", type=Path, default=None)
     args = ap.parse_args()
 
@@ -120,26 +139,34 @@ def main() -> int:
         what = "synthetic " + ("mono" if args.mono else "RGB")
     f0 = frames[0]
     n = len(frames) * args.repeat
-    print(f"{what} {f0.shape} {f0.dtype}, {n} frames written per format (one thread); "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"{what} {f0.shape} {f0.dtype}, {n} frames written per format (one thread); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     raw_mb = f0.nbytes / 2**20
-    print(f"{'format':10} {'ratio':>6} {'frames/s':>9} {'MB/s in':>8} {'vs raw':>7} "
-          f"{'GB/min at ' + format(args.fps, 'g') + ' fps':>18}")
+    print(
+        f"{'format':10} {'ratio':>6} {'frames/s':>9} {'MB/s in':>8} {'vs raw':>7} "
+        f"{'GB/min at ' + format(args.fps, 'g') + ' fps':>18}"
+    )
     with tempfile.TemporaryDirectory(prefix="tfll-bench-", dir=args.out_dir) as tmp:
         base = Path(tmp) / "raw"
         base.mkdir()
         raw_s = write_raw(base, frames, args.repeat)
         shutil.rmtree(base)
-        print(f"{'raw':10} {1.0:6.2f} {1 / raw_s:9.0f} {raw_mb / raw_s:8.0f} {1.0:7.2f} "
-              f"{raw_mb * args.fps * 60 / 1024:18.2f}")
+        print(
+            f"{'raw':10} {1.0:6.2f} {1 / raw_s:9.0f} {raw_mb / raw_s:8.0f} {1.0:7.2f} "
+            f"{raw_mb * args.fps * 60 / 1024:18.2f}"
+        )
         ok = True
         for fmt in ("ome-zarr", "ome-tiff"):
             folder = Path(tmp) / fmt
             folder.mkdir()
             per_frame, size = write_with(fmt, folder, frames, args.repeat)
             ratio = n * f0.nbytes / size
-            print(f"{fmt:10} {ratio:6.2f} {1 / per_frame:9.0f} {raw_mb / per_frame:8.0f} "
-                  f"{raw_s / per_frame:7.2f} {size / n * args.fps * 60 / 2**30:18.2f}")
+            print(
+                f"{fmt:10} {ratio:6.2f} {1 / per_frame:9.0f} {raw_mb / per_frame:8.0f} "
+                f"{raw_s / per_frame:7.2f} {size / n * args.fps * 60 / 2**30:18.2f}"
+            )
             ok &= 1 / per_frame >= args.fps
             shutil.rmtree(folder)
     print("PASS" if ok else "FAIL", f"(each format writes >= {args.fps:g} frames/s on one core)")

@@ -12,9 +12,7 @@ def counts_text(stats: CaptureStats, recording: bool) -> str:
     """Frames acquired, recorded (while recording), lost in the camera's buffer and tracked."""
     share = f" ({100 * stats.tracked_share:.0f}%)" if stats.acquired else ""
     recorded = f", {stats.recorded} recorded" if recording else ""
-    return (
-        f"{stats.acquired} acquired{recorded}, {stats.lost} lost, {stats.tracked} tracked{share}"
-    )
+    return f"{stats.acquired} acquired{recorded}, {stats.lost} lost, {stats.tracked} tracked{share}"
 
 
 def eye_word(state: str) -> str:
