@@ -413,3 +413,15 @@ def test_a_slowed_tracker_on_the_democamera_loses_no_recorded_frame(demo_cfg, tm
     with open_stream(path) as src:
         assert src.n_frames == stats.acquired and src.shape == (512, 512)
         assert src.times_s is not None and src.fps == pytest.approx(100.0, rel=0.25)
+    # the pixel size of the core's pixel-size configuration, in µm, where OME tools read it
+    import ome_types
+    import zarr
+
+    ome = zarr.open_group(str(path / "0"), mode="r").attrs["ome"]["multiscales"][0]
+    assert [a.get("unit") for a in ome["axes"]] == ["second", "micrometer", "micrometer"]
+    assert ome["datasets"][0]["coordinateTransformations"][0]["scale"][1:] == [1.0, 1.0]
+    xml = ome_types.from_xml((path / "OME" / "METADATA.ome.xml").read_text(), validate=True)
+    pixels = xml.images[0].pixels
+    assert pixels.physical_size_x == 1.0 and pixels.physical_size_x_unit.value == "µm"
+    assert xml.instruments[0].detectors[0].model == "DCam (DemoCamera)"
+    assert pixels.planes[0].exposure_time == pytest.approx(0.010)
