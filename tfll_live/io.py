@@ -772,14 +772,12 @@ def _bioformats2raw_image(root: Any, attrs: dict[str, Any]) -> Any:
         return None
     if "bioformats2raw.layout" not in ome:
         return None
-    series = ["0"]
-    with suppress(KeyError, TypeError, AttributeError):
-        listed = root["OME"].attrs.asdict()
-        listed = listed.get("ome", listed).get("series")
-        if listed:
-            series = [str(listed[0])]
+    key = "0"  # the first series, unless the OME group lists others
+    with suppress(KeyError, TypeError, AttributeError, IndexError):
+        listed: Any = dict(root["OME"].attrs)
+        key = str(listed.get("ome", listed)["series"][0])
     try:
-        image = root[series[0]]
+        image = root[key]
     except KeyError:
         return None
     return image if isinstance(image, zarr.Group) else None

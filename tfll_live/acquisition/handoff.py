@@ -17,21 +17,25 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .recorder import Recording
+    from .tracking_worker import Session
 
 
 @dataclass(frozen=True, slots=True)
 class Offered:
     """One camera frame for the tracker, with where it belongs."""
 
-    session: Any  # the tracking session the frame belongs to (``tracking_worker.Session``)
+    session: Session  # the tracking session the frame belongs to
     index: int  # frame number in the session (the recording's frame number while recording)
     time_s: float  # camera time since the session's first frame
     frame: np.ndarray
     received: str | None  # the core's TimeReceivedByCore, for the result latency
-    recording: Any = None  # the recording the frame went to (``recorder.Recording``), if any
+    recording: Recording | None = None  # the recording the frame went to, if any
     flow: str | None = None  # credit token of a camera paced by its consumer: never skipped
     arrived: float = 0.0  # time.perf_counter() when the capture thread handed it over
 
@@ -40,10 +44,10 @@ class Offered:
 class Skipped:
     """A frame the tracker did not get to: its place in the stream, without its pixels."""
 
-    session: Any
+    session: Session
     index: int
     time_s: float
-    recording: Any = None
+    recording: Recording | None = None
 
 
 class TrackQueue:

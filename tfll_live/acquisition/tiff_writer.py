@@ -64,7 +64,7 @@ class TiffFrameWriter:
         self._broken = False
         # pixels per cm in the TIFF tags too, for readers that ignore the OME-XML
         px = meta.pixel_size_um
-        self._resolution = None if not px else (1e4 / px, 1e4 / px, "CENTIMETER")
+        self._resolution = None if not px else (1e4 / px, 1e4 / px)
         self.times = array("d")
         self.exposures = array("d")
         self.n = 0
@@ -95,6 +95,7 @@ class TiffFrameWriter:
                 contiguous=False,
                 metadata=None,
                 resolution=self._resolution,
+                resolutionunit="CENTIMETER" if self._resolution else None,
                 description=_PLACEHOLDER if self.n == 0 else None,
             )
         except BaseException:
