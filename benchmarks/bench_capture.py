@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 from tfll_live.acquisition import CaptureLoop, make_core
-from tfll_live.acquisition.recorder import analysis_dir_for
+from tfll_live.acquisition.recorder import analysis_dir_for, disk_size
 from tfll_live.io import read_frames_csv
 from tfll_live.synth import SynthConfig
 
@@ -163,11 +163,7 @@ def main() -> int:
     sampler.join()
 
     complete, detail = check_recording(path, stats.acquired)
-    size = (
-        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        if path.is_dir()
-        else path.stat().st_size
-    )
+    size = disk_size(path)
     print()
     print(f"duration        {wall:.1f} s (load average now {os.getloadavg()[0]:.1f})")
     print(f"acquired        {stats.acquired}  ({stats.acquired / wall:.1f} frames/s delivered)")

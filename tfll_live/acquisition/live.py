@@ -22,7 +22,7 @@ from tfll_live.tracking import Interval, TrackerConfig
 
 from .core import make_core
 from .loop import CaptureLoop, CaptureStats, LoopState
-from .recorder import analysis_dir_for, with_format_suffix
+from .recorder import analysis_dir_for, disk_size, with_format_suffix
 from .status import counts_text, eye_word, lost_text
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -181,7 +181,14 @@ def _summary(
     stats: CaptureStats, n_blinks: int, taus: list[float], recording: Path | None, how: str
 ) -> str:
     tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
-    rec = f"; recorded {stats.recorded} frames -> {recording}" if recording is not None else ""
+    rec = ""
+    if recording is not None:
+        size = disk_size(recording)
+        per_minute = size / max(stats.elapsed_s, 1e-9) * 60 / 2**30
+        rec = (
+            f"; recorded {stats.recorded} frames -> {recording} ({size / 2**20:.0f} MB, "
+            f"{per_minute:.2f} GB per minute)"
+        )
     return (
         f"live ({how}): {stats.acquired} frames acquired, {stats.lost} lost, "
         f"{stats.tracked} tracked ({stats.tracked / max(stats.acquired, 1):.0%}) in "

@@ -50,6 +50,16 @@ def analysis_dir_for(path: Path) -> Path:
     return path.parent / f"{stream_stem(path)}.tfll"
 
 
+def disk_size(path: Path) -> int:
+    """Bytes a recording takes on disk (a TIFF file, or every file of a Zarr folder)."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def free_path(path: str | Path, fmt: Format) -> Path:
     """Return ``path`` with the format's suffix, or ``<name>-1``, ``-2``... if it exists.
 
