@@ -59,3 +59,19 @@ def test_the_eye_leaving_view_ends_the_interval_and_tracking_resumes_when_it_ret
     assert back <= 150 + SEARCH_EVERY_S * CFG.fps + 1
     assert results[-1].state is EyeState.OPEN and results[-1].pupil is not None
     assert results[-1].interval > ended.index  # a new interval
+
+
+def test_an_eye_held_shut_for_seconds_is_found_again_as_soon_as_it_opens():
+    stream = SyntheticStream(CFG)
+    closed_frames = np.flatnonzero(~stream.truth.open)
+    closed = int(closed_frames[len(closed_frames) // 8])  # the lid well down, in a blink
+    frames = [stream.render(k) for k in range(closed + 1)]
+    shut = [frames[-1]] * int(3 * CFG.fps)  # the lid held there for 3 s
+    reopened = [stream.render(k) for k in range(closed + 1, closed + 101)]
+    tracker = Tracker()
+    results = [tracker.push(f, k / CFG.fps) for k, f in enumerate(frames + shut + reopened)]
+    opens = len(frames) + len(shut) + int(np.argmax(stream.truth.open[closed + 1:]))
+    # the pupil is looked for where it was, every frame: no wait for a whole-frame search
+    back = next(k for k in range(opens, len(results)) if results[k].pupil is not None)
+    assert back - opens <= 3
+    assert results[-1].state is EyeState.OPEN and results[-1].n_tracked > 0

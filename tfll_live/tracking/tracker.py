@@ -148,7 +148,8 @@ class Tracker:
             return self._reset_mid_stream(
                 i, time_s, f"tracking failed ({type(e).__name__}: {first_line})", frame.shape
             )
-        if not self._presence.still_in_view(gray, result.pupil, time_s):
+        blinking = self._blinks_detector.blinking
+        if not self._presence.still_in_view(gray, result.pupil, time_s, blinking):
             return self._lose_eye(i, time_s)
         return result
 
