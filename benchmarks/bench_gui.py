@@ -3,7 +3,7 @@
 Measures, with the real capture loop, tracker, recorder and napari canvas:
 - Qt event-loop stalls: a 1 ms probe timer on the main thread; the longest gap between its ticks
   is the longest time the GUI could not respond (target < 50 ms). Also the display timer's gaps.
-- dropped frames: the capture loop's counters (acquired / tracked / recorded / dropped).
+- lost frames: the capture loop's counters (acquired / recorded / lost / tracked).
 - frame-to-overlay latency: core buffer -> FrameResult (the loop's own histogram) plus
   FrameResult -> overlay drawn on the canvas (measured per displayed frame here, at the vispy
   draw event that follows the layer update).
@@ -63,22 +63,18 @@ class StallSampler:
             frame = sys._current_frames().get(self.main_id)
             if frame is None:
                 continue
-            stack = [
-                f for f in traceback.extract_stack(frame) if not f.filename.startswith("<frozen")
-            ][-6:]  # imports: who imported
-            where = " <- ".join(
-                f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)
-            )
+            stack = [f for f in traceback.extract_stack(frame)
+                     if not f.filename.startswith("<frozen")][-6:]  # imports: who imported
+            where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}"
+                                for f in reversed(stack))
             self.samples.append((age, where))
 
     def report(self) -> None:
         from collections import Counter
 
         counts = Counter(where for _, where in self.samples)
-        print(
-            f"  stall samples (main thread stuck > {self.after_s * 1e3:.0f} ms): "
-            f"{len(self.samples)}"
-        )
+        print(f"  stall samples (main thread stuck > {self.after_s * 1e3:.0f} ms): "
+              f"{len(self.samples)}")
         for where, n in counts.most_common(8):
             print(f"    {n:4d}  {where}")
 
@@ -123,31 +119,19 @@ def main() -> int:
     ap.add_argument("--fps", type=float, default=60.0)
     ap.add_argument("--height", type=int, default=480)
     ap.add_argument("--width", type=int, default=640)
-    ap.add_argument(
-        "--window",
-        default="1400x900",
-        help="napari window size WxH (software OpenGL: repaints cost grows with it)",
-    )
+    ap.add_argument("--window", default="1400x900",
+                    help="napari window size WxH (software OpenGL: repaints cost grows with it)")
     ap.add_argument("--format", choices=["OME-Zarr", "OME-TIFF"], default="OME-Zarr")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--stabilized", action="store_true", help="stabilized view")
     ap.add_argument("--screenshot", type=Path, help="save the window to this PNG at the end")
-    ap.add_argument(
-        "--prerender",
-        action="store_true",
-        help="the synthetic camera renders its session before live (as a real camera, "
-        "it then costs no CPU per frame)",
-    )
-    ap.add_argument(
-        "--switch-ms",
-        type=float,
-        help="the interpreter's GIL switch interval (default: as the widget leaves it)",
-    )
-    ap.add_argument(
-        "--why",
-        action="store_true",
-        help="sample the main thread's stack during stalls and print where they were",
-    )
+    ap.add_argument("--prerender", action="store_true",
+                    help="the synthetic camera renders its session before live (as a real camera, "
+                    "it then costs no CPU per frame)")
+    ap.add_argument("--switch-ms", type=float,
+                    help="the interpreter's GIL switch interval (default: as the widget leaves it)")
+    ap.add_argument("--why", action="store_true",
+                    help="sample the main thread's stack during stalls and print where they were")
     args = ap.parse_args()
     try:
         window_w, window_h = (int(v) for v in args.window.lower().split("x"))
@@ -222,7 +206,7 @@ def main() -> int:
             from vispy.gloo import gl
 
             renderer.append(str(gl.glGetParameter(gl.GL_RENDERER)))
-        new = widget.shown_at[shown_before[0] :]
+        new = widget.shown_at[shown_before[0]:]
         shown_before[0] = len(widget.shown_at)
         pending.extend(arrived for _, arrived, _ in new)
         drawn.extend((a, now) for a in pending)
@@ -243,12 +227,11 @@ def main() -> int:
     widget._show = timed_show
     paint_start = [0.0]
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    canvas.events.draw.connect(lambda e: paint_start.__setitem__(0, time.perf_counter()),
+                               position="first")
     canvas.events.draw.connect(
-        lambda e: paint_start.__setitem__(0, time.perf_counter()), position="first"
-    )
-    canvas.events.draw.connect(
-        lambda e: paint_ms.append((time.perf_counter() - paint_start[0]) * 1000.0), position="last"
-    )
+        lambda e: paint_ms.append((time.perf_counter() - paint_start[0]) * 1000.0),
+        position="last")
 
     watchdog = StallSampler(probe_times) if args.why else None
     out_dir = Path(tempfile.mkdtemp(prefix="bench_gui_"))
@@ -299,11 +282,8 @@ def main() -> int:
         if widget.is_recording:
             widget.stop_recording()
         phase["stats"] = widget.loop.stop()  # type: ignore[assignment]
-        phase["repaints"] = [
-            ms
-            for t, ms in repaint_log  # type: ignore[assignment]
-            if phase["start"] <= t <= phase["end"]
-        ]
+        phase["repaints"] = [ms for t, ms in repaint_log  # type: ignore[assignment]
+                             if phase["start"] <= t <= phase["end"]]
         # the floor, with nothing else running: the same window, with and without the layers
         phase["floor_layers"] = repaint_ms(canvas.native, app)
         shown = [(layer, layer.visible) for layer in viewer.layers]
@@ -342,68 +322,44 @@ def main() -> int:
     shown = sum(1 for _, a, s in widget.shown_at if phase["start"] <= s <= phase["end"])
     tracked = stats.tracked - phase["tracked0"]
     rec = "off" if args.no_record else args.format
-    print(
-        f"bench_gui: {args.height}x{args.width} RGB synthetic camera at {args.fps:g} fps, "
-        f"tracking on, recording {rec}, {span:.1f} s measured, napari {napari.__version__}, "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, GIL switch interval "
-        f"{sys.getswitchinterval() * 1e3:g} ms"
-    )
-    print(
-        f"  event-loop stalls (1 ms probe): max gap {gaps_ms.max():.1f} ms, p99 "
-        f"{pct(gaps_ms, 99):.1f} ms, gaps > 50 ms: {(gaps_ms > 50).sum()}  (target: max < 50 ms)"
-    )
-    print(
-        f"  display timer (30 Hz): max gap between ticks {ticks_ms.max():.1f} ms, median "
-        f"{pct(ticks_ms, 50):.1f} ms"
-    )
+    print(f"bench_gui: {args.height}x{args.width} RGB synthetic camera at {args.fps:g} fps, "
+          f"tracking on, recording {rec}, {span:.1f} s measured, napari {napari.__version__}, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, GIL switch interval "
+          f"{sys.getswitchinterval() * 1e3:g} ms")
+    print(f"  event-loop stalls (1 ms probe): max gap {gaps_ms.max():.1f} ms, p99 "
+          f"{pct(gaps_ms, 99):.1f} ms, gaps > 50 ms: {(gaps_ms > 50).sum()}  (target: max < 50 ms)")
+    print(f"  display timer (30 Hz): max gap between ticks {ticks_ms.max():.1f} ms, median "
+          f"{pct(ticks_ms, 50):.1f} ms")
     nan = float("nan")
-    print(
-        f"  main thread: layer update median {pct(show_ms, 50):.1f} ms, max "
-        f"{max(show_ms, default=nan):.1f} ms; canvas paint median {pct(paint_ms, 50):.1f} ms, "
-        f"max {max(paint_ms, default=nan):.1f} ms"
-    )
+    print(f"  main thread: layer update median {pct(show_ms, 50):.1f} ms, max "
+          f"{max(show_ms, default=nan):.1f} ms; canvas paint median {pct(paint_ms, 50):.1f} ms, "
+          f"max {max(paint_ms, default=nan):.1f} ms")
     repaints = phase["repaints"]
-    print(
-        f"  window repaints (vispy draw + docks + Qt composition): median "
-        f"{pct(repaints, 50):.1f} ms, p99 {pct(repaints, 99):.1f} ms, max "
-        f"{max(repaints, default=nan):.1f} ms"
-    )
+    print(f"  window repaints (vispy draw + docks + Qt composition): median "
+          f"{pct(repaints, 50):.1f} ms, p99 {pct(repaints, 99):.1f} ms, max "
+          f"{max(repaints, default=nan):.1f} ms")
     print(f"  slowest layer updates {sorted(show_ms)[-5:][::-1]} ms".replace("np.float64", ""))
     print(f"  slowest paints {[round(x, 1) for x in sorted(paint_ms)[-5:][::-1]]} ms")
     cpu0, cpu1 = phase["cpu0"], phase["cpu1"]
     used = {k: (v - cpu0.get(k, 0.0)) / span for k, v in cpu1.items()}  # type: ignore[union-attr]
     top = sorted(used.items(), key=lambda kv: -kv[1])[:6]
-    print(
-        f"  CPU: {100 * sum(used.values()):.0f}% of {100 * (os.cpu_count() or 1)}%; "
-        + ", ".join(f"{name} {100 * v:.0f}%" for name, v in top)
-    )
-    print(
-        f"  capture: acquired {stats.acquired}, tracked {stats.tracked}, recorded "
-        f"{stats.recorded}, dropped {stats.dropped}"
-    )
-    print(
-        f"  display: {shown / span:.1f} frames/s shown of {tracked / span:.1f} tracked "
-        "(display may skip, tracking never does)"
-    )
-    print(
-        f"  latency buffer -> FrameResult (loop): median {stats.latency_ms_median:.1f} ms, "
-        f"p95 {stats.latency_ms_p95:.1f} ms"
-    )
-    print(
-        f"  latency FrameResult -> overlay drawn (GUI): median {pct(gui_ms, 50):.1f} ms, "
-        f"p95 {pct(gui_ms, 95):.1f} ms  ({len(gui_ms)} frames)"
-    )
-    print(
-        f"  frame -> overlay on screen: median ~{stats.latency_ms_median + pct(gui_ms, 50):.1f} "
-        f"ms, p95 <= {stats.latency_ms_p95 + pct(gui_ms, 95):.1f} ms (sum of the two parts)"
-    )
+    print(f"  CPU: {100 * sum(used.values()):.0f}% of {100 * (os.cpu_count() or 1)}%; "
+          + ", ".join(f"{name} {100 * v:.0f}%" for name, v in top))
+    print(f"  capture: acquired {stats.acquired}, tracked {stats.tracked}, recorded "
+          f"{stats.recorded}, lost {stats.lost}")
+    print(f"  display: {shown / span:.1f} frames/s shown of {tracked / span:.1f} tracked "
+          "(display may skip, and so may tracking when it falls behind; recording never does)")
+    print(f"  latency buffer -> FrameResult (loop): median {stats.latency_ms_median:.1f} ms, "
+          f"p95 {stats.latency_ms_p95:.1f} ms")
+    print(f"  latency FrameResult -> overlay drawn (GUI): median {pct(gui_ms, 50):.1f} ms, "
+          f"p95 {pct(gui_ms, 95):.1f} ms  ({len(gui_ms)} frames)")
+    print(f"  frame -> overlay on screen: median ~{stats.latency_ms_median + pct(gui_ms, 50):.1f} "
+          f"ms, p95 <= {stats.latency_ms_p95 + pct(gui_ms, 95):.1f} ms (sum of the two parts)")
     size = viewer.window._qt_window.size()
-    print(
-        f"  repaint floor after live, nothing else running ({size.width()}x{size.height()} "
-        f"window, OpenGL renderer {renderer[0] if renderer else '?'}): with the TFLL layers "
-        f"{phase['floor_layers']:.1f} ms, no layer {phase['floor_empty']:.1f} ms, bare Qt "
-        f"OpenGL window {phase['floor_bare']:.1f} ms"
-    )
+    print(f"  repaint floor after live, nothing else running ({size.width()}x{size.height()} "
+          f"window, OpenGL renderer {renderer[0] if renderer else '?'}): with the TFLL layers "
+          f"{phase['floor_layers']:.1f} ms, no layer {phase['floor_empty']:.1f} ms, bare Qt "
+          f"OpenGL window {phase['floor_bare']:.1f} ms")
     if watchdog is not None:
         watchdog.report()
     viewer.close()

@@ -32,6 +32,8 @@ def run_demo(fps: float = 45.0, duration_s: float | None = None) -> int:
     import napari
     from qtpy.QtCore import QTimer
 
+    from tfll_live.acquisition.status import counts_text
+
     from .live_widget import LiveWidget
 
     viewer = napari.Viewer(title="tfll demo: synthetic tear film interferometer")
@@ -55,5 +57,5 @@ def run_demo(fps: float = 45.0, duration_s: float | None = None) -> int:
     if loop.is_running:  # the window was closed by the user: the widget is gone, stop here
         loop.stop()
     s = loop.stats
-    print(f"tfll demo: {s.tracked} frames tracked at {s.fps:.1f} frames/s, {s.dropped} dropped")
+    print(f"tfll demo: {counts_text(s, recording=s.recorded > 0)}, {s.fps:.1f} tracked/s")
     return 0

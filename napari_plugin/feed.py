@@ -1,10 +1,11 @@
 """A hand-over point between the capture thread and the Qt main thread.
 
-The capture loop emits ``frame_tracked`` (and sometimes ``error``, ``recording_stopped``,
-``stopped``) on its own thread. Touching Qt or napari there is not allowed and slow slots would
-stall acquisition, so the slots connected here only append to deques (atomic in CPython); the
-GUI's display timer drains them on the main thread. Every FrameResult arrives, in order, even
-when the display skips frames, so trajectories and the spread plot miss nothing.
+The capture loop emits ``frame_tracked`` (and sometimes ``error``, ``frames_lost``,
+``recording_stopped``, ``stopped``) on its own threads. Touching Qt or napari there is not
+allowed and slow slots would stall tracking, so the slots connected here only append to
+deques (atomic in CPython); the GUI's display timer drains them on the main thread. Every
+FrameResult arrives, in order, even when the display skips frames, so trajectories and the
+spread plot miss nothing.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ class LoopFeed:
         self._connections: list[tuple[Any, Any]] = []
         self.n_received = 0
 
-    # -- capture-thread side: append only ------------------------------------------------------
+    # -- the loop's threads' side: append only -------------------------------------------------
     def _on_frame(self, result: FrameResult) -> None:
         self._results.append((result, time.perf_counter()))
-        self.n_received += 1  # only the capture thread writes it
+        self.n_received += 1  # only the tracking thread writes it
 
     def _on_error(self, message: str) -> None:
         self._events.append(("error", (message,)))
+
+    def _on_frames_lost(self, n: int, total: int) -> None:
+        self._events.append(("frames_lost", (n, total)))
 
     def _on_recording_started(self, path: Any) -> None:
         self._events.append(("recording_started", (path,)))
@@ -54,6 +58,7 @@ class LoopFeed:
         self._connections = [
             (ev.frame_tracked, self._on_frame),
             (ev.error, self._on_error),
+            (ev.frames_lost, self._on_frames_lost),
             (ev.recording_started, self._on_recording_started),
             (ev.recording_stopped, self._on_recording_stopped),
             (ev.stopped, self._on_stopped),

@@ -1,12 +1,16 @@
 """The form of the "TFLL Live" dock: camera, tracking, recording controls and status lines.
 
 Only widgets and which of them are enabled in which state; what they do is ``LiveWidget``'s.
+The Micro-Manager camera's controls are pymmcore-widgets' own (loading a configuration into
+the shared core, the current camera's exposure), so they behave as in napari-micromanager.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from pymmcore_widgets import ConfigurationWidget, DefaultCameraExposureWidget
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,7 +27,10 @@ from qtpy.QtWidgets import (
 
 from tfll_live.tracking import Enhancement, FlowMethod, TrackerConfig
 
-SYNTHETIC, REPLAY, MM_CONFIG = "Synthetic camera", "Replay a recording", "Micro-Manager config"
+if TYPE_CHECKING:
+    from pymmcore_plus import CMMCorePlus
+
+SYNTHETIC, REPLAY, MICRO_MANAGER = "Synthetic camera", "Replay a recording", "Micro-Manager camera"
 FORMATS = {"OME-Zarr": "ome-zarr", "OME-TIFF": "ome-tiff"}
 FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Farneback",
               FlowMethod.SSD: "SSD templates"}
@@ -42,31 +49,33 @@ def _path_row(placeholder: str = "") -> tuple[QLineEdit, QPushButton, QHBoxLayou
 class LiveControls(QWidget):
     """The dock's controls, laid out; ``set_state`` enables what makes sense."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, mmcore: CMMCorePlus, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         cam = QGroupBox("Camera")
         self.camera_combo = QComboBox()
-        self.camera_combo.addItems([SYNTHETIC, REPLAY, MM_CONFIG])
-        self.path_edit, self.browse_button, path_row = _path_row(
-            "file to replay / Micro-Manager .cfg"
-        )
+        self.camera_combo.addItems([SYNTHETIC, REPLAY, MICRO_MANAGER])
+        # the Micro-Manager camera: whatever the shared core has (napari-micromanager's too)
+        self.config_widget = ConfigurationWidget(mmcore=mmcore)
+        self.config_widget.setToolTip("load a Micro-Manager configuration into the shared core")
+        self.mm_camera_label = QLabel()
+        self.mm_camera_label.setWordWrap(True)
+        self.exposure_widget = DefaultCameraExposureWidget(mmcore=mmcore)
+        self.path_edit, self.browse_button, path_row = _path_row("file to replay")
         self.fps_spin = QDoubleSpinBox()
         self.fps_spin.setRange(1.0, 500.0)
         self.fps_spin.setValue(45.0)
         self.fps_spin.setSuffix(" fps")
-        self.exposure_spin = QDoubleSpinBox()
-        self.exposure_spin.setRange(0.1, 10_000.0)
-        self.exposure_spin.setValue(10.0)
-        self.exposure_spin.setSuffix(" ms")
         self.loop_check = QCheckBox("loop the recording")
         self.live_button = QPushButton("Start live")
         self.live_button.setCheckable(True)
         form = QFormLayout(cam)
         form.addRow("Source", self.camera_combo)
-        form.addRow("File", path_row)
         form.addRow("Frame rate", self.fps_spin)
-        form.addRow("Exposure", self.exposure_spin)
+        form.addRow("File", path_row)
         form.addRow("", self.loop_check)
+        form.addRow("Configuration", self.config_widget)
+        form.addRow("Camera", self.mm_camera_label)
+        form.addRow("Exposure", self.exposure_widget)
         form.addRow(self.live_button)
 
         trk = QGroupBox("Tracking")
@@ -122,11 +131,12 @@ class LiveControls(QWidget):
         rec = recording
         source = self.camera_combo.currentText()
         self.camera_combo.setEnabled(not live)
-        self.path_edit.setEnabled(not live and source != SYNTHETIC)
-        self.browse_button.setEnabled(not live and source != SYNTHETIC)
         self.fps_spin.setEnabled(not live and source == SYNTHETIC)
-        self.exposure_spin.setEnabled(not live and source == MM_CONFIG)
         self.loop_check.setEnabled(not live and source == REPLAY)
+        # a new configuration would pull the camera from under the running acquisition
+        self.config_widget.setEnabled(not live and source == MICRO_MANAGER)
+        self.path_edit.setEnabled(not live and source == REPLAY)
+        self.browse_button.setEnabled(not live and source == REPLAY)
         self.live_button.setChecked(live)
         self.live_button.setText("Stop live" if live else "Start live")
         # a new tracker configuration restarts tracking: not in the middle of a recording

@@ -8,7 +8,6 @@ stabilized view moves every layer by the eye's motion through the layers' ``tran
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,6 @@ LID_COLOR = np.array([1.0, 0.9, 0.1, 1.0])
 OPEN_COLOR = (0.3, 1.0, 0.3, 1.0)
 BLINK_COLOR = (1.0, 0.55, 0.1, 1.0)
 ANATOMY_TOLERANCE_PX = 0.5
-LIST_PERIOD_S = 1.0
 TEXT_PERIOD_S = 0.25
 GLYPHS = "OPEN BLINK interval tau 0123456789 .-s"
 
@@ -50,11 +48,10 @@ def text_overlay(viewer: napari.Viewer) -> Any:
     return viewer.text_overlay  # napari < 0.9
 
 
-def _translate(layer: Any, shift: tuple[float, float], quietly: Any) -> None:
-    """Set a layer's translate only when it changes, without re-deriving the viewer's dims."""
+def _translate(layer: Any, shift: tuple[float, float]) -> None:
+    """Set a layer's translate only when it changes (each change re-derives the viewer's dims)."""
     if not np.allclose(layer.translate[-2:], shift):
-        with quietly(layer, "translate"):
-            layer.translate = shift
+        layer.translate = shift
 
 
 class LiveLayers:
@@ -67,7 +64,6 @@ class LiveLayers:
         self._tracks_hidden = False  # hidden by us because empty, not by the user
         self._overlay_ready = False
         self._anatomy_drawn = np.zeros(0)  # the outlines' vertices as last drawn
-        self._listed_at: dict[str, float] = {}  # when the layer list last heard of a layer
         self._text_state: str | None = None  # eye state and time of the canvas text
         self._text_at = 0.0
         self._anatomy_kinds: list[str] = []
@@ -136,27 +132,16 @@ class LiveLayers:
         img = self._get(IMAGE)
         return 480 if img is None else int(img.data.shape[0])
 
-    def _quietly(self, layer: Any, event: str = "data") -> Any:
-        """Update a layer without the viewer re-deriving its dims and the layer list repainting.
+    @staticmethod
+    def _quietly(layer: Any) -> Any:
+        """Replace a layer's data without the viewer re-deriving its dims for it.
 
-        Overlays lie within the camera image, a new frame of the same size and a shift of a
-        few pixels (stabilized view) leave the viewer's ranges as they were; napari would still
-        recompute them on each change (a third to a half of an update's time). And each change
-        reaches the layer list, which repaints the layer's row, icons and thumbnail (tens of ms
-        with software OpenGL): the list hears of a layer at most every ``LIST_PERIOD_S``. Only
-        those two listeners are blocked; without them (another napari), nothing is.
+        Overlays lie within the camera image; a new frame of the same size leaves the viewer's
+        ranges as they were, but napari recomputes them (and the layer list repaints the
+        layer's row) on each ``data`` event: a third to a half of an update's time. Only that
+        event is held back (the canvas redraws on ``set_data``); public API only.
         """
-        stack = contextlib.ExitStack()
-        listener = getattr(self.viewer, "_on_layers_change", None)
-        if listener is not None:
-            stack.enter_context(getattr(layer.events, event).blocker(listener))
-        reemit = getattr(self.viewer.layers, "_reemit_child_event", None)
-        now = time.monotonic()
-        if reemit is not None and now - self._listed_at.get(layer.name, 0.0) < LIST_PERIOD_S:
-            stack.enter_context(layer.events.blocker(reemit))
-        else:
-            self._listed_at[layer.name] = now  # this change reaches the list (thumbnail)
-        return stack
+        return layer.events.data.blocker()
 
     # -- updates --------------------------------------------------------------------------------
     def show(self, frame: np.ndarray, result: FrameResult, tracks: np.ndarray | None = None,
@@ -164,7 +149,7 @@ class LiveLayers:
         """Draw ``frame`` with ``result``'s overlays; ``tracks`` are ``[id, t, y, x]`` rows."""
         shift = (-result.eye_dy_px, -result.eye_dx_px) if stabilized else (0.0, 0.0)
         image = self._image(frame)
-        _translate(image, shift, self._quietly)
+        _translate(image, shift)
         self._show_points(result, shift)
         self._show_anatomy(result, frame.shape[1], shift)
         if tracks is not None:
@@ -206,7 +191,7 @@ class LiveLayers:
                 layer.face_color = displacement_colors(
                     dy if dy.size == len(yx) else np.zeros(len(yx)), self.dy_limit_px
                 )
-        _translate(layer, shift, self._quietly)
+        _translate(layer, shift)
 
     def _show_anatomy(self, result: FrameResult, width: int, shift: tuple[float, float]) -> None:
         shapes: list[tuple[np.ndarray, str]] = []
@@ -235,7 +220,7 @@ class LiveLayers:
             if shapes and kinds != self._anatomy_kinds:
                 layer.edge_color = np.array(colors)
             self._anatomy_drawn, self._anatomy_kinds = vertices, kinds
-        _translate(layer, shift, self._quietly)
+        _translate(layer, shift)
 
     def show_tracks(self, tracks: np.ndarray) -> None:
         """Replace the trajectories (already in the coordinates of the current view).

@@ -1,10 +1,14 @@
 """The "TFLL Live" dock widget: camera, live tracking, recording and status.
 
-The capture loop (``tfll_live.acquisition``) acquires, tracks and records on its own thread. This
-widget only starts and stops it, forwards the user's settings, and shows what it produces: a
-QTimer at display rate (<= 30 Hz) takes the newest frame and result (``loop.latest()``) for the
-layers and drains every FrameResult from a ``LoopFeed`` for the trajectories and the spread
-plot. Nothing here runs on the capture thread, and nothing here waits for it.
+The widget works on the Micro-Manager core the ecosystem shares (``CMMCorePlus.instance()``,
+as napari-micromanager and pymmcore-widgets do; ``mmcore`` to give another): a camera loaded
+there is used as it is, never loaded twice, and the project's synthetic and replay cameras
+join it as Python devices while they are used. The capture loop (``tfll_live.acquisition``)
+records and tracks on its own threads. This widget only starts and stops it, forwards the
+user's settings, and shows what it produces: a QTimer at display rate (<= 30 Hz) takes the
+newest frame and result (``loop.latest()``) for the layers and drains every FrameResult from a
+``LoopFeed`` for the trajectories and the spread plot. Nothing here runs on the capture
+thread, and nothing here waits for it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QOpenGLWidget, QWidget
 
 from tfll_live.acquisition.recorder import analysis_dir_for
+from tfll_live.acquisition.shared_core import (
+    REPLAY_LABEL,
+    SYNTHETIC_LABEL,
+    PythonCamera,
+    micromanager_camera,
+    shared_core,
+)
+from tfll_live.acquisition.status import counts_text, eye_word, lost_text
 from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
 from tfll_live.thickness import checked_calibration
@@ -30,12 +42,13 @@ from tfll_live.tracking import FrameResult, TrackerConfig
 
 from .feed import LoopFeed
 from .layer_data import TrackHistory
-from .live_controls import FORMATS, REPLAY, SYNTHETIC, LiveControls
+from .live_controls import FORMATS, MICRO_MANAGER, REPLAY, SYNTHETIC, LiveControls
 from .live_layers import LiveLayers
 from .spread_panel import SpreadPanel
 
 if TYPE_CHECKING:
     import napari
+    from pymmcore_plus import CMMCorePlus
 
     from tfll_live.acquisition import CaptureLoop
 
@@ -57,11 +70,17 @@ STATUS_PERIOD_S = 0.5
 TRACK_VERTICES = 60
 
 
-def _stop_quietly(holder: list[Any]) -> None:
-    loop = holder[0]
-    if loop is not None and loop.is_running:
-        with contextlib.suppress(Exception):  # teardown must not raise
+def _stop_quietly(holder: list[Any], connections: list[tuple[Any, Any]]) -> None:
+    """Teardown without the (half-destroyed) widget: stop, unplug, disconnect from the core."""
+    loop, plugged = holder
+    with contextlib.suppress(Exception):  # teardown must not raise
+        if loop is not None and loop.is_running:
             loop.stop()
+    if plugged is not None:
+        plugged.remove()
+    for signal, slot in connections:
+        with contextlib.suppress(Exception):
+            signal.disconnect(slot)
 
 
 def _alive(widget: QWidget) -> bool:
@@ -87,10 +106,19 @@ def one_line(exc: BaseException) -> str:
 
 
 class LiveWidget(LiveControls):
-    """Start/stop live tracking, record, and watch it in napari."""
+    """Start/stop live tracking, record, and watch it in napari.
 
-    def __init__(self, napari_viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
+    ``mmcore``: the Micro-Manager core to work on (default: the one the ecosystem shares).
+    """
+
+    def __init__(
+        self,
+        napari_viewer: napari.viewer.Viewer,
+        parent: QWidget | None = None,
+        mmcore: CMMCorePlus | None = None,
+    ) -> None:
+        self.mmcore = mmcore if mmcore is not None else shared_core()
+        super().__init__(self.mmcore, parent)
         self.viewer = napari_viewer
         self.loop: CaptureLoop | None = None
         self.synth_config = SynthConfig()  # the embedded camera's stream (tests use small ones)
@@ -99,6 +127,7 @@ class LiveWidget(LiveControls):
         self.history = TrackHistory(max_frames=TRACK_VERTICES)
         self.panel = SpreadPanel()
         self.recording_path: Path | None = None
+        self.camera: PythonCamera | None = None  # the project's camera while it is plugged in
         self.last_shown: FrameResult | None = None
         self.shown_at: list[tuple[int, float, float]] = []  # (frame, arrival, shown), benchmark
         self.tick_times: list[float] = []  # perf_counter of each display tick, benchmark
@@ -116,11 +145,20 @@ class LiveWidget(LiveControls):
         self.timer.setInterval(int(1000 / DISPLAY_HZ))
         self.timer.timeout.connect(self._tick)
         QTimer.singleShot(0, self._dock_panel)  # after napari has docked this widget: below it
+        self._show_mm_camera()
         self._update_enabled()
+        core = self.mmcore.events
+        self._core_connections = [
+            (core.systemConfigurationLoaded, self._show_mm_camera),
+            (core.propertyChanged, self._on_core_property),
+        ]
+        for signal, slot in self._core_connections:
+            signal.connect(slot)
         # dock widgets get no closeEvent when the viewer closes, but they are destroyed: stop the
         # camera then (the slot must not reference self, which is half gone by that time)
-        holder = self._loop_holder = [None]
-        self.destroyed.connect(lambda *_: _stop_quietly(holder))
+        holder = self._loop_holder = [None, None]
+        connections = self._core_connections
+        self.destroyed.connect(lambda *_: _stop_quietly(holder, connections))
 
     def _connect(self) -> None:
         self.camera_combo.currentIndexChanged.connect(self._update_enabled)
@@ -164,24 +202,42 @@ class LiveWidget(LiveControls):
 
     # -- live ------------------------------------------------------------------------------------
     def _make_core(self) -> Any:
-        from tfll_live.acquisition import make_core
+        """The core with the chosen camera current: the shared one, ours plugged in if need be."""
+        from tfll_live.acquisition import ReplayCamera, SyntheticCamera
 
         source = self.camera_combo.currentText()
-        path = self.path_edit.text().strip()
+        if source == MICRO_MANAGER:
+            if not micromanager_camera(self.mmcore):
+                raise ValueError(
+                    "no camera in the Micro-Manager core: load a configuration (above, or in "
+                    "napari-micromanager)"
+                )
+            return self.mmcore
         if source == SYNTHETIC:
-            fps = self.fps_spin.value()
-            core = make_core(synth=replace(self.synth_config, fps=fps))
-            core.setExposure(1000.0 / fps)
-            return core
-        if not path:
-            raise ValueError(f"choose a {'file to replay' if source == REPLAY else '.cfg file'}")
-        if not Path(path).exists():
-            raise FileNotFoundError(f"{path}: no such file")
-        if source == REPLAY:
-            return make_core(replay=path, loop=self.loop_check.isChecked())
-        core = make_core(config=path)
-        core.setExposure(self.exposure_spin.value())
-        return core
+            synth = replace(self.synth_config, fps=self.fps_spin.value())  # exposure: 1/fps
+            plugged = PythonCamera(self.mmcore, SYNTHETIC_LABEL, SyntheticCamera(synth))
+        else:
+            path = self.path_edit.text().strip()
+            if not path:
+                raise ValueError("choose a file to replay")
+            if not Path(path).exists():
+                raise FileNotFoundError(f"{path}: no such file")
+            camera = ReplayCamera(path, loop=self.loop_check.isChecked())
+            plugged = PythonCamera(self.mmcore, REPLAY_LABEL, camera)
+        self.camera = self._loop_holder[1] = plugged
+        if not plugged.shared:
+            self.show_message(
+                f"{source} on a core of its own: the shared Micro-Manager core takes no "
+                "Python cameras",
+                error=False,
+            )
+        return plugged.core
+
+    def _unplug(self) -> None:
+        """Take the project's camera out of the core again (the user's camera is current)."""
+        if self.camera is not None:
+            self.camera.remove()
+            self.camera = self._loop_holder[1] = None
 
     def start_live(self) -> bool:
         """Build the chosen camera, start acquiring and tracking; False (and a message) if not."""
@@ -196,6 +252,7 @@ class LiveWidget(LiveControls):
             loop.start()
         except Exception as exc:  # any failure becomes a message; the widget lives on
             self.feed.disconnect()
+            self._unplug()
             self.show_message(f"Cannot start: {one_line(exc)}")
             self._update_enabled()
             return False
@@ -236,6 +293,7 @@ class LiveWidget(LiveControls):
         if latest is not None:  # the very last frame, with its trajectories
             self._show(*latest, with_tracks=True)
         self.feed.disconnect()
+        self._unplug()
         self._update_enabled()
         self._status(stats=loop.stats)
 
@@ -438,6 +496,8 @@ class LiveWidget(LiveControls):
     def _on_event(self, name: str, args: tuple[Any, ...]) -> None:
         if name == "error":
             self.show_message(f"Error: {args[0]}")
+        elif name == "frames_lost" and self.loop is not None:
+            self.show_message(lost_text(*args, self.loop.stats.elapsed_s))
         elif name == "recording_stopped":
             _path, error = args
             if error:
@@ -453,10 +513,10 @@ class LiveWidget(LiveControls):
                 return
             stats = self.loop.stats
         r = self.last_shown
-        parts = [f"{stats.fps:.1f} fps", f"dropped {stats.dropped}",
-                 f"tracked {stats.tracked}"]
+        recording = self.is_recording or self.recording_path is not None
+        parts = [counts_text(stats, recording), f"{stats.fps:.0f} tracked/s"]
         if r is not None:
-            parts.append(r.state.value.upper())
+            parts.append(eye_word(r.state.value).upper())
             if r.state.value == "open":
                 parts.append(f"interval {r.interval}")
             if r.fit is not None and r.fit.b > 0:
@@ -466,10 +526,24 @@ class LiveWidget(LiveControls):
         if self._last_spread is not None:
             parts.append(self._last_spread)
         if self.is_recording:
-            parts.append(f"REC {stats.recorded} frames")
+            parts.append("REC")
         if not self.is_live:
             parts.append("stopped")
         self.status_label.setText(" · ".join(parts))
+
+    def _show_mm_camera(self) -> None:
+        """Say which camera the shared core has (it may change in napari-micromanager)."""
+        label = micromanager_camera(self.mmcore)
+        if label:
+            core = self.mmcore
+            name = f"{core.getDeviceName(label)} ({core.getDeviceLibrary(label)})"
+            self.mm_camera_label.setText(f"{label}: {name}")
+        else:
+            self.mm_camera_label.setText("none loaded")
+
+    def _on_core_property(self, device: str, prop: str, _value: object) -> None:
+        if (device, prop) == ("Core", "Camera"):
+            self._show_mm_camera()
 
     # -- teardown --------------------------------------------------------------------------------
     def closeEvent(self, event: Any) -> None:

@@ -1,16 +1,20 @@
 """Reader: open a recording with its analysis (or a ``tfll analyze`` folder) as napari layers.
 
-A project recording (OME-TIFF / OME-Zarr) has ``results.json`` and ``frames.csv`` beside it; a
-``*.tfll`` folder is the output of ``tfll analyze`` and names its source stream. Either opens as
-the image stack plus, for every frame, what was tracked in it: the pupil circle (shapes), the
+Only this project's own files are claimed, decided by their content, so that napari asks no
+question about any other TIFF or Zarr: a recording (OME-Zarr or OME-TIFF whose metadata holds
+the recorder's record, which links its analysis folder) and an analysis folder (``*.tfll``
+with a ``tfll-results`` results.json, naming its source stream). napari matches files by name
+before it asks a reader, so the manifest names ``*.tfll`` folders only; an OME-TIFF recording
+is opened through its ``.tfll`` folder (or by calling this reader). Either opens as the image
+stack plus, for every frame, what was tracked in it: the pupil circle (shapes), the
 pupil centre (points), the eye's motion and the lipid layer's displacement in each interval
 (tracks). When the analysis also has ``tracks.csv`` (frame, point_id, x_px, y_px[, dy_px]) the
 tracked lipid features themselves are shown as points and tracks; when ``frames.csv`` has lid
 columns (``lid_a``, ``lid_b``, ``lid_c``) the lower lid is drawn too. Scrolling the time slider
 shows what was tracked when.
 
-Paths this reader does not handle (a plain TIFF with no analysis, anything unreadable) give
-``None``, so napari tries its other readers; it never raises.
+Paths this reader does not handle (any other TIFF or Zarr, anything unreadable) give ``None``,
+so napari tries its other readers; it never raises.
 """
 
 from __future__ import annotations
@@ -26,7 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from tfll_live.io import FrameSource, StreamError, open_stream, read_frames_csv, stream_stem
+from tfll_live.io import (
+    RESULTS_SCHEMA,
+    UNTRACKED,
+    FrameSource,
+    StreamError,
+    is_recording,
+    open_stream,
+    read_frames_csv,
+    stream_stem,
+)
 from tfll_live.tracking import LidCurve
 
 from .layer_data import displacement_colors, lid_path
@@ -34,10 +47,11 @@ from .layer_data import displacement_colors, lid_path
 LayerData = tuple[Any, dict[str, Any], str]
 _STREAM_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
 TRACK_TAIL_FRAMES = 45
+STATE_LABELS = {"blink": "BLINK", "no_eye": "NO EYE IN VIEW", UNTRACKED: "not tracked"}
 
 
 def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """Return ``read_tfll`` if ``path`` is a recording with an analysis or a *.tfll folder."""
+    """Return ``read_tfll`` for this project's recordings and analysis folders, else None."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
@@ -49,26 +63,28 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
     return read_tfll if found is not None else None
 
 
-def find_pair(path: Path) -> tuple[Path | None, Path] | None:
-    """(stream or None, analysis folder) for a recording or an analysis folder; None if neither."""
+def find_pair(path: Path) -> tuple[Path | None, Path | None] | None:
+    """(stream, analysis folder) of a recording or an analysis folder (by content); else None.
+
+    Either may be None: an analysis folder whose stream is not beside it, a recording whose
+    analysis never finished (killed; its frames.csv is still shown when there).
+    """
     if _is_analysis_dir(path):
         return _source_of(path), path
-    if not path.exists():
+    if not is_recording(path):
         return None
-    if not path.name.lower().endswith(_STREAM_SUFFIXES):
-        return None
-    stem = stream_stem(path)
-    candidates = [path.parent / f"{stem}.tfll", path.parent / stem, path]
-    if path.is_file():
-        candidates.append(path.parent)
-    for d in candidates:
-        if d.is_dir() and _is_analysis_dir(d) and _names(d, path):
-            return path, d
-    return None
+    linked = _record(path).get("analysis")  # the recording's own link to its analysis
+    candidates = [path.parent / linked] if isinstance(linked, str) and linked else []
+    candidates.append(path.parent / f"{stream_stem(path)}.tfll")
+    return path, next((d for d in candidates if (d / "frames.csv").is_file()), None)
 
 
 def _is_analysis_dir(d: Path) -> bool:
-    return d.is_dir() and (d / "frames.csv").is_file() and (d / "results.json").is_file()
+    return (
+        d.is_dir()
+        and (d / "frames.csv").is_file()
+        and _results(d).get("schema") == RESULTS_SCHEMA
+    )
 
 
 def _results(d: Path) -> dict[str, Any]:
@@ -79,22 +95,16 @@ def _results(d: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def _names(d: Path, stream: Path) -> bool:
-    """Tell whether analysis folder ``d`` belongs to ``stream``.
-
-    It does when its results name the stream as source, when it is ``<stem>.tfll``, or when it
-    is the stream itself (results stored inside an OME-Zarr folder).
-    """
-    if d == stream or d.name == f"{stream_stem(stream)}.tfll":
-        return True
-    source = str(_results(d).get("source", ""))
-    return bool(source) and Path(source).name == stream.name
+def _record(recording: Path) -> dict[str, Any]:
+    """The recorder's record of a recording (what its metadata says about the session)."""
+    with contextlib.suppress(StreamError, OSError), open_stream(recording, fps=1.0) as src:
+        record = src.metadata.get("tfll") or src.metadata.get("annotations", {}).get("tfll")
+        return record if isinstance(record, dict) else {}
+    return {}
 
 
 def _source_of(d: Path) -> Path | None:
     """Find the stream an analysis folder was made from (None if it is not there)."""
-    if d.name.lower().endswith((".zarr", ".tif", ".tiff")):  # results stored inside the stream
-        return d
     source = _results(d).get("source")
     candidates = []
     if isinstance(source, str) and source:
@@ -209,7 +219,7 @@ def analysis_layers(d: Path, name: str) -> list[LayerData]:
 def _state_labels(cols: dict[str, np.ndarray], name: str) -> LayerData:
     """Eye state of every frame as a text label in the image's top-left corner."""
     frame, state, interval = cols["frame"].astype(float), cols["state"], cols["interval"]
-    labels = [f"OPEN  interval {k}" if s == "open" else "BLINK"
+    labels = [f"OPEN  interval {k}" if s == "open" else STATE_LABELS.get(s, s.upper())
               for s, k in zip(state, interval, strict=True)]
     data = np.column_stack([frame, np.zeros_like(frame), np.zeros_like(frame)])
     return data, {"name": f"{name} eye state", "size": 1, "face_color": "transparent",
@@ -289,13 +299,14 @@ def read_tfll(path: str | list[str]) -> list[LayerData]:
     if pair is None:
         return []
     stream, d = pair
-    results = _results(d)
+    results = {} if d is None else _results(d)
     layers: list[LayerData] = []
-    name = stream_stem(stream) if stream is not None else d.name.removesuffix(".tfll")
+    name = stream_stem(stream) if stream is not None else Path(str(d)).name.removesuffix(".tfll")
     if stream is not None:
         image = _image_layer(stream, results)
         if image is not None:
             layers.append(image)
-    with contextlib.suppress(StreamError):  # a broken frames.csv: show the image alone
-        layers += analysis_layers(d, name)
+    if d is not None:
+        with contextlib.suppress(StreamError):  # a broken frames.csv: show the image alone
+            layers += analysis_layers(d, name)
     return layers

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from pymmcore_plus import find_micromanager
 
 from tfll_live.acquisition import ReplayCamera, SyntheticCamera, bgra_to_rgb, make_core
 from tfll_live.acquisition._flow import KEY_FLOW, frame_done
@@ -295,23 +293,12 @@ def test_two_python_cameras_in_one_core_switch(recorded_tiff):
 
 # -- real Micro-Manager adapters ----------------------------------------------------------------
 
-MM = None
-try:
-    logging.getLogger("pymmcore-plus").disabled = True
-    MM = find_micromanager()
-finally:
-    logging.getLogger("pymmcore-plus").disabled = False
-needs_mm = pytest.mark.skipif(
-    MM is None, reason="no Micro-Manager installation (C++ adapters; `mmcore install`) found")
 
-
-@needs_mm
 @pytest.mark.parametrize("pixel_type", ["8bit", "16bit", "32bitRGB"])
-def test_demo_config_runs_with_cpp_democamera(tmp_path, pixel_type):
+def test_demo_config_runs_with_cpp_democamera(demo_cfg, pixel_type):
     from tfll_live.acquisition import CaptureLoop
 
-    demo = Path(MM) / "MMConfig_demo.cfg"  # type: ignore[arg-type]
-    core = make_core(config=demo)
+    core = make_core(config=demo_cfg)  # adapters found through MICROMANAGER_PATH
     core.setProperty(core.getCameraDevice(), "PixelType", pixel_type)
     core.setExposure(5)
     loop = CaptureLoop(core)

@@ -238,14 +238,13 @@ _RECORD = """
 import os, sys, time
 import numpy as np
 from tfll_live.acquisition.recorder import Recording
-from tfll_live.tracking import EyeState, FrameResult
 
 recs = [Recording.create(sys.argv[1] + "/" + fmt, fmt, {}) for fmt in ("ome-zarr", "ome-tiff")]
 for i in range(6):
     frame = np.full((64, 80, 3), i, np.uint8)
     frame[..., 2] += 100
     for rec in recs:
-        rec.write(frame, 0.025 * i, {}, FrameResult(i, 0.025 * i, EyeState.OPEN, 0, 0.0, 0.0))
+        rec.write(frame, 0.025 * i, {})
 while any(rec.n_written < 6 for rec in recs):
     time.sleep(0.01)
 if sys.argv[2] == "close":

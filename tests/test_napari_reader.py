@@ -1,9 +1,17 @@
-"""The reader: `tfll analyze` folders and recordings as layers, frame by frame; None otherwise."""
+"""The reader: `tfll analyze` folders and recordings as layers, frame by frame; None otherwise.
+
+And a recording opens in the readers people already have: napari's built-in reader and
+napari-ome-zarr.
+"""
 
 import numpy as np
 import pytest
+from npe2 import PluginManager
+from waiting import wait_until
 
 from napari_plugin.reader import get_reader, read_tfll
+from tfll_live.acquisition import CaptureLoop, make_core
+from tfll_live.acquisition.recorder import analysis_dir_for
 from tfll_live.analyze import analyze
 from tfll_live.io import read_frames_csv
 from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
@@ -26,10 +34,9 @@ def by_name(layers):
     return {kw["name"]: (data, kw, kind) for data, kw, kind in layers}
 
 
-@pytest.mark.parametrize("which", ["folder", "stream"])
-def test_analysis_opens_as_image_and_per_frame_overlays(analysed, which):
-    stream_path, out = analysed
-    path = str(out if which == "folder" else stream_path)
+def test_analysis_opens_as_image_and_per_frame_overlays(analysed):
+    _, out = analysed
+    path = str(out)
     reader = get_reader(path)
     assert reader is read_tfll
     layers = by_name(reader(path))
@@ -111,6 +118,77 @@ def test_paths_it_does_not_handle_give_none(analysed, tmp_path):
     (half / "results.json").write_text("{not json")
     text = tmp_path / "notes.txt"
     text.write_text("hello")
-    for path in (plain, empty, half, text, tmp_path / "missing.tif", tmp_path, "", "a\x00b"):
+    other_zarr = tmp_path / "other.ome.zarr"
+    other_zarr.mkdir()
+    (other_zarr / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group", '
+                                          '"attributes": {"ome": {"version": "0.5"}}}')
+    for path in (plain, empty, half, text, other_zarr, tmp_path / "missing.tif", tmp_path, "",
+                 "a\x00b"):
         assert get_reader(str(path)) is None, path
     assert get_reader([str(stream_path), str(plain)]) is None
+
+
+def test_a_tiff_that_is_not_a_tfll_recording_is_not_claimed(analysed):
+    """Not even with its analysis beside it; and napari never asks the plugin about TIFFs."""
+    stream_path, out = analysed
+    assert (out / "results.json").is_file()
+    assert get_reader(str(stream_path)) is None
+    plugins = {r.plugin_name for r in PluginManager.instance().iter_compatible_readers(
+        [str(stream_path)])}
+    assert "tfll-live" not in plugins and "napari" in plugins  # so no "which reader?" dialog
+    assert "tfll-live" in {r.plugin_name for r in PluginManager.instance()
+                           .iter_compatible_readers([str(out)])}
+
+
+# -- the project's recordings ---------------------------------------------------------------------
+
+REC = SynthConfig(height=120, width=160, fps=100.0, n_frames=300, seed=3)
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """One short live recording in each format, from the synthetic camera."""
+    out = tmp_path_factory.mktemp("recordings")
+    paths = {}
+    for fmt in ("ome-zarr", "ome-tiff"):
+        loop = CaptureLoop(make_core(synth=REC))
+        paths[fmt] = loop.start_recording(out / "visit", fmt)
+        loop.start()
+        assert wait_until(lambda loop=loop: loop.stats.recorded >= 40)
+        loop.stop()
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["ome-zarr", "ome-tiff"])
+def test_a_recording_is_claimed_by_its_content_and_opens_with_its_analysis(recordings, fmt):
+    path = recordings[fmt]
+    renamed = path.with_name("no-telling-name" + path.suffix)  # the name is not what counts
+    path.rename(renamed)
+    try:
+        assert get_reader(str(renamed)) is read_tfll
+        layers = {kw["name"]: (data, kind) for data, kw, kind in read_tfll(str(renamed))}
+    finally:
+        renamed.rename(path)
+    image, kind = layers["no-telling-name"]
+    n = len(read_frames_csv(analysis_dir_for(path))["frame"])
+    assert kind == "image" and image.shape == (n, 120, 160, 3)
+    assert "no-telling-name eye state" in layers  # found through the recording's own link
+
+
+def test_napari_builtin_reader_and_napari_ome_zarr_open_a_recording(recordings,
+                                                                    make_napari_viewer):
+    path = recordings["ome-zarr"]
+    n = len(read_frames_csv(analysis_dir_for(path))["frame"])
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(path), plugin="napari")  # napari's built-in reader
+    assert layer.data.shape == (n, 3, 120, 160)
+    np.testing.assert_array_equal(np.asarray(layer.data[5, 0]),
+                                  np.asarray(read_tfll(str(path))[0][0][5])[..., 0])
+    viewer.layers.clear()
+    layers = viewer.open(str(path), plugin="napari-ome-zarr")  # RGB as red, green, blue
+    assert [layer.colormap.name for layer in layers] == ["red", "green", "blue"]
+    assert all(layer.data.shape == (n, 120, 160) for layer in layers)
+    assert layers[0].scale[0] == pytest.approx(1 / REC.fps)  # the frame period, in s
+    viewer.layers.clear()
+    [tiff] = viewer.open(str(recordings["ome-tiff"]), plugin="napari")
+    assert tiff.rgb and tiff.data.shape[1:] == (120, 160, 3)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_plugin.layer_data import displacement_colors, points_yx
-from napari_plugin.live_controls import MM_CONFIG, REPLAY, SYNTHETIC
+from napari_plugin.live_controls import MICRO_MANAGER, REPLAY, SYNTHETIC
 from napari_plugin.live_layers import (
     ANATOMY,
     ANATOMY_TOLERANCE_PX,
@@ -18,6 +18,7 @@ from napari_plugin.live_layers import (
 )
 from napari_plugin.live_widget import LiveWidget
 from napari_plugin.reader import get_reader
+from tfll_live.acquisition.status import counts_text
 from tfll_live.io import open_stream, read_frames_csv, read_results
 from tfll_live.synth import SynthConfig
 
@@ -27,7 +28,7 @@ FPS = 30.0
 
 
 @pytest.fixture
-def widget(make_napari_viewer, qtbot):
+def widget(make_napari_viewer, qtbot, fresh_global_core):
     viewer = make_napari_viewer()
     w = LiveWidget(viewer)
     w.synth_config = SYNTH
@@ -80,9 +81,10 @@ def test_live_layers_show_the_trackers_results(widget, qtbot):
             if len(rows) > 1:
                 np.testing.assert_allclose(rows[-1, 2:], [y, x], atol=1e-4)
     stats = widget.loop.stats
-    assert stats.dropped == 0 and stats.tracked >= 10
+    assert stats.lost == 0 and stats.tracked >= 10
     assert widget.feed.n_received == stats.tracked  # display may skip, the GUI's feed does not
-    assert f"dropped {stats.dropped}" in widget.status_label.text()
+    # the same counts as tfll live's status line
+    assert counts_text(stats, recording=False) in widget.status_label.text()
 
 
 def test_stabilized_view_moves_every_layer_by_the_eye_motion(widget, qtbot):
@@ -100,10 +102,12 @@ def test_controls_are_enabled_only_when_they_make_sense(widget, qtbot, tmp_path)
     w = widget
     assert not w.record_button.isEnabled()  # no recording without live
     assert w.fps_spin.isEnabled() and not w.path_edit.isEnabled()  # synthetic: a rate, no file
+    assert not w.config_widget.isEnabled()
     w.camera_combo.setCurrentText(REPLAY)
     assert w.path_edit.isEnabled() and w.loop_check.isEnabled() and not w.fps_spin.isEnabled()
-    w.camera_combo.setCurrentText(MM_CONFIG)
-    assert w.exposure_spin.isEnabled() and not w.loop_check.isEnabled()
+    w.camera_combo.setCurrentText(MICRO_MANAGER)
+    assert w.config_widget.isEnabled() and not w.loop_check.isEnabled()
+    assert not w.path_edit.isEnabled() and not w.fps_spin.isEnabled()
     w.camera_combo.setCurrentText(SYNTHETIC)
     w.start_live()
     assert not w.camera_combo.isEnabled() and not w.fps_spin.isEnabled()
@@ -160,11 +164,13 @@ def test_recording_from_the_widget_reopens_with_the_reader(widget, qtbot, tmp_pa
     if with_lipid:
         data, kind = lipid[0]
         assert kind == "tracks" and set(np.unique(data[:, 0]).astype(int)) == with_lipid
-    # napari opens it through the plugin, the time slider spans the recording
-    viewer.layers.clear()
-    viewer.open(str(path), plugin="tfll-live")
-    assert viewer.layers[0].data.shape[0] == recorded
-    assert viewer.dims.nsteps[0] == recorded
+    # napari opens it through the plugin (an OME-Zarr recording or any analysis folder; napari
+    # asks no plugin about TIFF files whose name it does not claim), the time slider spans it
+    for opened in ([path, analysis] if path.is_dir() else [analysis]):
+        viewer.layers.clear()
+        viewer.open(str(opened), plugin="tfll-live")
+        assert viewer.layers[0].data.shape[0] == recorded
+        assert viewer.dims.nsteps[0] == recorded
 
 
 def test_bad_inputs_show_a_message_and_leave_the_widget_usable(widget, qtbot, tmp_path):
@@ -179,13 +185,11 @@ def test_bad_inputs_show_a_message_and_leave_the_widget_usable(widget, qtbot, tm
     w.path_edit.setText(str(broken))
     assert not w.start_live()
     assert "broken.ome.tif" in w.message_label.text()
-    w.camera_combo.setCurrentText(MM_CONFIG)
-    cfg = tmp_path / "broken.cfg"
-    cfg.write_text("Device,Camera,NoSuchAdapter,NoSuchCamera\nProperty,Core,Camera,Camera\n")
-    w.path_edit.setText(str(cfg))
+    w.camera_combo.setCurrentText(MICRO_MANAGER)  # the shared core has no camera loaded
+    assert w.mm_camera_label.text() == "none loaded"
     assert not w.start_live()
-    assert w.message_label.text().startswith("Cannot start:") and not w.is_live
-    assert "\n" not in w.message_label.text()
+    assert w.message_label.text().startswith("Cannot start: no camera in the Micro-Manager")
+    assert "\n" not in w.message_label.text() and not w.is_live
     # still usable: the synthetic camera starts, and a bad recording folder is a message too
     w.camera_combo.setCurrentText(SYNTHETIC)
     assert w.start_live(), w.message_label.text()
@@ -251,7 +255,8 @@ def test_the_display_yields_to_a_tracker_that_is_behind(widget, qtbot, tmp_path)
     widget._make_core = fast_camera
     assert widget.start_live(), widget.message_label.text()
     widget.timer.stop()  # drive the display by hand
-    qtbot.waitUntil(lambda: widget.loop.backlog > 20, timeout=20_000)
+    qtbot.waitUntil(lambda: widget.loop.backlog > 20 and widget.loop.latest() is not None,
+                    timeout=20_000)
     before = widget.last_shown
     widget._shown_at, widget._next_show_at = time.perf_counter(), 0.0
     widget._tick()
@@ -291,3 +296,11 @@ def test_status_shows_the_last_intervals_spread_time(widget, qtbot):
     qtbot.waitUntil(lambda: widget._last_spread is not None, timeout=30_000)
     widget._status()
     assert "last spread" in widget.status_label.text()
+
+
+def test_frames_lost_in_the_camera_buffer_are_shown_at_once(widget, qtbot):
+    assert widget.start_live(), widget.message_label.text()
+    qtbot.waitUntil(lambda: widget.loop.stats.tracked > 3, timeout=20_000)
+    widget.loop.events.frames_lost.emit(500, 500)  # as the capture thread reports a gap
+    qtbot.waitUntil(lambda: "500 frames lost" in widget.message_label.text(), timeout=2_000)
+    assert "recording is incomplete" in widget.message_label.text()

@@ -55,7 +55,7 @@ while True:
         break
 stats = loop.stop()
 report = {"final": {"recorded": stats.recorded, "tracked": stats.tracked,
-                    "dropped": stats.dropped, "state": stats.state.value}, "events": events}
+                    "lost": stats.lost, "state": stats.state.value}, "events": events}
 if len(sys.argv) > 5:  # read back here (a private tmpfs vanishes with this process)
     from tfll_live.io import open_stream
     with open_stream(path, fps=200.0) as src:
@@ -156,7 +156,7 @@ def test_file_size_limit_stops_recording_with_a_message_and_tracking_goes_on(tmp
     # acquisition and tracking went on after the recording stopped
     at_fault = next(d for d in lines[1:-1] if d["events"])
     assert final["final"]["tracked"] > at_fault["tracked"] + 50
-    assert final["final"]["state"] == "idle" and final["final"]["dropped"] == 0
+    assert final["final"]["state"] == "idle" and final["final"]["lost"] == 0
     recorded = final["final"]["recorded"]
     assert recorded >= 20
     # nothing written before the fault is corrupted: every recorded frame reads back

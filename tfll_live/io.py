@@ -32,6 +32,7 @@ from .tracking.results import FRAME_COLUMNS, FrameResult, Summary
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 RESULTS_SCHEMA = "tfll-results/1"
+UNTRACKED = "untracked"  # frames.csv state of a recorded frame the tracker did not get to
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 _COMPOUND_SUFFIXES = (".ome.tiff", ".ome.tif", ".ome.zarr")
 _ZARR_READ_BYTES = 16 * 2**20
@@ -199,6 +200,36 @@ def open_stream(path: str | Path, fps: float | None = None) -> FrameSource:
     if p.suffix.lower() in (".tif", ".tiff"):
         raise StreamError(f"{path}: not a TIFF file (bad header)")
     return _VideoSource(p, fps)
+
+
+RECORDING_SCHEMA = "tfll-recording/1"
+RECORDING_IN_PROGRESS = "tfll recording in progress"  # a TIFF's description until it closes
+
+
+def is_recording(path: str | Path) -> bool:
+    """Whether ``path`` is a recording this project's recorder wrote (by its content).
+
+    An OME-Zarr's root attributes carry the recorder's ``tfll`` record; an OME-TIFF's first
+    page description carries it in the OME-XML (or, before the recording was closed, the
+    recorder's placeholder). Never raises: anything unreadable is not a recording.
+    """
+    p = Path(path)
+    try:
+        if p.is_dir():
+            doc = json.loads((p / "zarr.json").read_text(encoding="utf-8"))
+            record = doc.get("attributes", {}).get("tfll", {})
+            return isinstance(record, dict) and record.get("schema") == RECORDING_SCHEMA
+        with open(p, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] not in (b"II", b"MM"):
+            return False
+        import tifffile
+
+        with tifffile.TiffFile(p) as tif:
+            description = tif.pages.first.description
+        return any(mark in description for mark in (RECORDING_SCHEMA, RECORDING_IN_PROGRESS))
+    except Exception:
+        return False
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -643,6 +674,10 @@ class _ZarrSource(FrameSource):
                 f"readable Zarr store: {one_line(e)})"
             ) from e
         attrs: dict[str, Any] = dict(node.attrs)
+        session: Any = attrs.get("tfll") or {}  # a tfll recording's own record, at its root
+        image = _bioformats2raw_image(node, attrs)
+        if image is not None:  # the image is a subgroup; the OME-XML beside it
+            node, attrs = image, dict(image.attrs)
         ome = attrs.get("ome", attrs)  # 0.5 nests under "ome", 0.4 has multiscales at the top
         multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
         axes_meta: list[Any] = []
@@ -673,10 +708,11 @@ class _ZarrSource(FrameSource):
             "axes": axes,
             **{k: v for k, v in attrs.items() if k not in ("ome", "ome_writers", "multiscales")},
         }
-        self.times_s = _zarr_times(node, attrs, n)
-        session: dict[str, Any] = attrs.get("tfll") or {}
         if not isinstance(session, dict):
             session = {}
+        if session:
+            self.metadata["tfll"] = session
+        self.times_s = _zarr_times(path, node, attrs, n)
         # the time axis' scale comes last: writers put 1.0 there when not told the period
         self._finish_setup(
             fps, [_as_float(session.get("fps"))], self._t_scale_fps(multiscales, names)
@@ -727,14 +763,44 @@ class _ZarrSource(FrameSource):
                 yield _block_to_frame(block, self._planar)
 
 
-def _zarr_times(group: Any, attrs: dict[str, Any], n: int) -> np.ndarray | None:
+def _bioformats2raw_image(root: Any, attrs: dict[str, Any]) -> Any:
+    """The image group of a bioformats2raw-layout store (its first series), else None."""
+    import zarr
+
+    ome = attrs.get("ome", attrs)
+    if not (isinstance(root, zarr.Group) and isinstance(ome, dict)):
+        return None
+    if "bioformats2raw.layout" not in ome:
+        return None
+    key = "0"  # the first series, unless the OME group lists others
+    with suppress(KeyError, TypeError, AttributeError, IndexError):
+        listed: Any = dict(root["OME"].attrs)
+        key = str(listed.get("ome", listed)["series"][0])
+    try:
+        image = root[key]
+    except KeyError:
+        return None
+    return image if isinstance(image, zarr.Group) else None
+
+
+def _zarr_times(path: Path, group: Any, attrs: dict[str, Any], n: int) -> np.ndarray | None:
     """Frame times of a Zarr recording, one for each of its ``n`` frames, or None.
 
-    From the recorder's ``time_s`` array (there from the first frame, so a killed recording
-    has it), else from ome-writers' per-frame ``delta_t``.
+    From the OME-XML of a bioformats2raw layout (``OME/METADATA.ome.xml``, per-plane
+    ``DeltaT``), else the recorder's log beside the recording (a killed recording has it),
+    else a ``time_s`` array (older recordings) or ome-writers' per-frame ``delta_t``.
     """
     import zarr
 
+    xml = path / "OME" / "METADATA.ome.xml"
+    if xml.is_file():
+        with suppress(OSError, UnicodeDecodeError):
+            times = _parse_ome_xml(xml.read_text(encoding="utf-8")).get("times_s")
+            if times is not None and len(times) >= n and np.all(np.isfinite(times[:n])):
+                return np.asarray(times[:n], float)
+    logged = _recorder_times(path, n)
+    if logged is not None:
+        return logged
     arr = None
     if isinstance(group, zarr.Group):
         with suppress(KeyError):
@@ -784,6 +850,19 @@ class AnalysisWriter:
         self._tracks_file = open(self.out_dir / "tracks.csv", "w", encoding="utf-8")  # noqa: SIM115
         self._tracks_file.write("frame,point_id,x_px,y_px,dy_px\n")
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` has been called."""
+        return self._csv_file.closed
+
+    def write_untracked(self, frame: int, time_s: float) -> None:
+        """Append the row of a frame that was recorded but not tracked (state ``untracked``)."""
+        row = [""] * len(FRAME_COLUMNS)
+        row[:4] = [str(frame), f"{time_s:.6f}", UNTRACKED, "-1"]
+        row[FRAME_COLUMNS.index("n_tracked")] = "0"
+        self._csv.writerow(row)
+        self._count_row()
+
     def write(self, result: FrameResult) -> None:
         """Append one frame's row, and its tracked features (at most ``MAX_TRACKS_PER_FRAME``)."""
         self._csv.writerow(result.csv_row())
@@ -801,10 +880,29 @@ class AnalysisWriter:
             np.savetxt(
                 self._tracks_file, rows, fmt=("%d", "%d", "%.2f", "%.2f", "%.2f"), delimiter=","
             )
+        self._count_row()
+
+    def _count_row(self) -> None:
         self.n_frames += 1
         if self.n_frames % self._flush_every == 0:
             self._csv_file.flush()
             self._tracks_file.flush()
+
+    def keep_first(self, n: int) -> None:
+        """Drop the rows of frames ``n`` and later (frames a recording could not keep)."""
+        for f in (self._csv_file, self._tracks_file):
+            f.flush()
+        for name in ("frames.csv", "tracks.csv"):
+            path = self.out_dir / name
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.readlines()
+            kept = lines[:1] + [x for x in lines[1:] if int(x.split(",", 1)[0]) < n]
+            with open(path, "r+", encoding="utf-8") as fh:
+                fh.writelines(kept)
+                fh.truncate()
+        for f in (self._csv_file, self._tracks_file):
+            f.seek(0, os.SEEK_END)
+        self.n_frames = min(self.n_frames, n)
 
     def results(self, summary: Summary, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Build the results.json document (``extra`` adds fields, never replaces any)."""

@@ -6,7 +6,7 @@ import gc
 import logging
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pymmcore_plus import DeviceInitializationState, find_micromanager
 from pymmcore_plus.experimental.unicore import UniMMCore
@@ -34,6 +34,12 @@ def _quiet_pymmcore_log() -> Iterator[None]:
         yield
     finally:
         log.disabled = old
+
+
+def is_python_device(core: Any, label: str) -> bool:
+    """Whether ``label`` is a Python device (only a ``UniMMCore`` has them)."""
+    check = getattr(core, "isPyDevice", None)
+    return bool(check is not None and label and check(label))
 
 
 def new_core() -> UniMMCore:

@@ -1,9 +1,9 @@
 """Events of the capture loop, as a psygnal ``SignalGroup`` a GUI or a script connects to.
 
-``frame_tracked`` fires on the capture thread for every frame: keep its slots fast, or connect
-with ``thread="main"`` (psygnal queues the call to the main thread) as a GUI should. The other
-signals fire on whichever thread ends the thing they report (capture thread or the caller of
-``stop``/``stop_recording``).
+``frame_tracked``, ``blink``, ``interval_fit`` and ``recording_stopped`` fire on the tracking
+thread, ``frames_lost`` on the capture thread, the others on whichever thread ends the thing
+they report. Keep slots fast (a slow slot holds the tracker back, never the recording), or
+connect with ``thread="main"`` (psygnal queues the call to the main thread) as a GUI should.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ class CaptureEvents(SignalGroup):
     """What the capture loop reports; each signal's comment names its payload."""
 
     started = Signal()  # acquisition began
-    frame_tracked = Signal(object)  # FrameResult (emitted from the capture thread!)
+    frame_tracked = Signal(object)  # FrameResult (emitted from the tracking thread!)
+    frames_lost = Signal(int, int)  # frames just lost in the camera's buffer, lost in all
     blink = Signal(object)  # Blink, when a blink ended
     interval_fit = Signal(object)  # Interval, when an interval closed with its final fit
     recording_started = Signal(object)  # Path of the new recording

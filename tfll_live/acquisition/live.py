@@ -1,8 +1,10 @@
 """``tfll live``: headless live acquisition, tracking and recording from the command line.
 
-A one-line status on stderr is redrawn a few times a second (frames/s, dropped, eye state,
-current tau; a line every few seconds when stderr is not a terminal), and a summary is printed
-at the end. Ctrl-C (SIGINT) stops acquisition cleanly and finalises the recording.
+A one-line status on stderr is redrawn a few times a second (frames acquired, recorded, lost
+in the camera's buffer and tracked, eye state, current tau; a line every few seconds when
+stderr is not a terminal), frames lost are reported on a line of their own as soon as it
+happens, and a summary is printed at the end. Ctrl-C (SIGINT) stops acquisition cleanly and
+finalises the recording.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from tfll_live.tracking import Interval, TrackerConfig
 
 from .core import make_core
 from .loop import CaptureLoop, CaptureStats, LoopState
-from .recorder import analysis_dir_for, with_format_suffix
+from .recorder import analysis_dir_for, disk_size, with_format_suffix
+from .status import counts_text, eye_word, lost_text
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -41,12 +44,18 @@ class StatusLine:
         if not force and now - self._last < self._every_s:
             return
         self._last = now
-        tau = f"{stats.current_tau_s:.2f} s" if stats.current_tau_s is not None else "-"
-        rec = f" | rec {stats.recorded} -> {recording.name}" if recording is not None else ""
-        text = (
-            f"{stats.elapsed_s:6.1f} s | {stats.fps:5.1f} frames/s | {stats.tracked} tracked"
-            f" | {stats.dropped} dropped | {stats.eye_state or '-':5} | tau {tau}{rec}"
-        )
+        self._draw(status_text(stats, recording))
+
+    def say(self, line: str) -> None:
+        """Print ``line`` on its own (above the redrawn status line)."""
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+        self.stream.write(line + "\n")
+        self.stream.flush()
+        self._last = 0.0  # the status line comes back at once
+
+    def _draw(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r" + text.ljust(self._width))
             self._width = len(text)
@@ -60,6 +69,16 @@ class StatusLine:
             self.stream.write("\n")
             self.stream.flush()
             self._width = 0
+
+
+def status_text(stats: CaptureStats, recording: Path | None) -> str:
+    """The status line: the frames' counts (as the dock says them), eye state, tau."""
+    tau = f"{stats.current_tau_s:.2f} s" if stats.current_tau_s is not None else "-"
+    rec = f" | REC -> {recording.name}" if recording is not None else ""
+    return (
+        f"{stats.elapsed_s:6.1f} s | {counts_text(stats, recording is not None)} | "
+        f"{stats.fps:5.1f} tracked/s | {eye_word(stats.eye_state)} | tau {tau}{rec}"
+    )
 
 
 def run_live(args: argparse.Namespace) -> int:
@@ -101,6 +120,8 @@ def run_live(args: argparse.Namespace) -> int:
     loop.events.stopped.connect(lambda _s: ended.set())
     errors: list[str] = []
     loop.events.error.connect(errors.append)
+    losses: list[tuple[int, int]] = []  # from the capture thread; printed by this one
+    loop.events.frames_lost.connect(lambda n, total: losses.append((n, total)))
 
     status = StatusLine()
     interrupted = ended_by_itself = False
@@ -125,7 +146,11 @@ def run_live(args: argparse.Namespace) -> int:
     try:
         deadline = None if args.duration is None else time.monotonic() + args.duration
         while not ended.is_set() and (deadline is None or time.monotonic() < deadline):
-            status.show(loop.stats, recording if loop.is_recording else None)
+            stats = loop.stats
+            while losses:
+                n, total = losses.pop(0)
+                status.say(f"tfll: warning: {lost_text(n, total, stats.elapsed_s)}")
+            status.show(stats, recording if loop.is_recording else None)
             ended.wait(0.05)
         ended_by_itself = ended.is_set()
     except KeyboardInterrupt:
@@ -156,11 +181,18 @@ def _summary(
     stats: CaptureStats, n_blinks: int, taus: list[float], recording: Path | None, how: str
 ) -> str:
     tau = f", median tau {statistics.median(taus):.2f} s" if taus else ""
-    rec = f"; recorded {stats.recorded} frames -> {recording}" if recording is not None else ""
+    rec = ""
+    if recording is not None:
+        size = disk_size(recording)
+        per_minute = size / max(stats.elapsed_s, 1e-9) * 60 / 2**30
+        rec = (
+            f"; recorded {stats.recorded} frames -> {recording} ({size / 2**20:.0f} MB, "
+            f"{per_minute:.2f} GB per minute)"
+        )
     return (
-        f"live ({how}): {stats.acquired} frames acquired, {stats.tracked} tracked, "
-        f"{stats.dropped} dropped in {stats.elapsed_s:.1f} s "
-        f"({stats.tracked / max(stats.elapsed_s, 1e-9):.1f} frames/s); latency median "
-        f"{stats.latency_ms_median:.1f} ms, p95 {stats.latency_ms_p95:.1f} ms; "
-        f"{n_blinks} blinks, {len(taus)} interval fits{tau}{rec}"
+        f"live ({how}): {stats.acquired} frames acquired, {stats.lost} lost, "
+        f"{stats.tracked} tracked ({stats.tracked / max(stats.acquired, 1):.0%}) in "
+        f"{stats.elapsed_s:.1f} s ({stats.acquired / max(stats.elapsed_s, 1e-9):.1f} frames/s); "
+        f"result latency median {stats.latency_ms_median:.1f} ms, p95 "
+        f"{stats.latency_ms_p95:.1f} ms; {n_blinks} blinks, {len(taus)} interval fits{tau}{rec}"
     )

@@ -1,11 +1,13 @@
 """Lossless, crash-safe recording of a live session, with its analysis beside it.
 
-A ``Recording`` owns one image file (OME-Zarr or OME-TIFF, see ``zarr_writer`` and
-``tiff_writer``) and one analysis folder ``<name>.tfll/`` (results.json and frames.csv as
-``spec/analysis-output.md`` defines them, plus ``camera_frames.jsonl``: each frame's time and
-camera metadata). Frames are written on the recording's own thread, so a slow disk delays
-neither tracking nor acquisition until its queue (``max_queue_mb``) is full. Nothing existing
-is ever overwritten: the paths are created exclusively.
+A ``Recording`` owns one image file (OME-Zarr or OME-TIFF, compressed losslessly, see
+``zarr_writer`` and ``tiff_writer``) and one analysis folder ``<name>.tfll/`` (results.json
+and frames.csv as ``spec/analysis-output.md`` defines them, plus ``camera_frames.jsonl``: each
+frame's time and camera metadata), which the recording's metadata links to. Frames are written
+on the recording's own thread, so a slow disk delays acquisition only once its queue
+(``max_queue_mb``) is full, and tracking never. The counts (frames acquired, recorded, lost,
+tracked) go into both. Nothing existing is ever overwritten: the paths are created
+exclusively.
 """
 
 from __future__ import annotations
@@ -20,15 +22,15 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
-from tfll_live.io import AnalysisWriter, stream_stem
+from tfll_live.io import RECORDING_SCHEMA, AnalysisWriter, stream_stem
 from tfll_live.tracking import FrameResult, Summary
 
-from .tiff_writer import TiffFrameWriter
-from .zarr_writer import ZarrFrameWriter, write_group_attrs
+from .ome_metadata import ImageMetadata
+from .tiff_writer import TiffFrameWriter, WholeWritesFile
+from .zarr_writer import ZarrFrameWriter, root_attrs, write_group_attrs
 
 Format = Literal["ome-tiff", "ome-zarr"]
 FORMATS: dict[str, str] = {"ome-zarr": ".ome.zarr", "ome-tiff": ".ome.tif"}
-RECORDING_SCHEMA = "tfll-recording/1"
 
 
 def with_format_suffix(path: Path, fmt: str) -> Path:
@@ -46,6 +48,16 @@ def with_format_suffix(path: Path, fmt: str) -> Path:
 def analysis_dir_for(path: Path) -> Path:
     """Return the analysis folder beside a recording (where ``tfll analyze`` writes too)."""
     return path.parent / f"{stream_stem(path)}.tfll"
+
+
+def disk_size(path: Path) -> int:
+    """Bytes a recording takes on disk (a TIFF file, or every file of a Zarr folder)."""
+    try:
+        if path.is_dir():
+            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def free_path(path: str | Path, fmt: Format) -> Path:
@@ -66,9 +78,12 @@ def free_path(path: str | Path, fmt: Format) -> Path:
 class Recording:
     """One recording in progress: frames in, files out, on a writer thread.
 
-    Create with ``Recording.create``; ``write`` queues a frame, ``close`` drains the queue and
-    finalises the files. When the disk refuses a write, ``failed`` holds the message and later
-    frames are ignored; everything written before stays readable.
+    Create with ``Recording.create``. The capture thread ``write``s every frame (the recording
+    is the critical consumer: it never drops one) and reports frames lost in the camera's
+    buffer (``note_lost``); the tracking thread adds each frame's row to the analysis
+    (``write_result`` or ``write_untracked``); ``close`` drains the queue and finalises the
+    files with the counts. When the disk refuses a write, ``failed`` holds the message and
+    later frames are ignored; everything written before stays readable.
     """
 
     def __init__(
@@ -82,17 +97,22 @@ class Recording:
         self.path, self.fmt, self.attrs = path, fmt, attrs
         self.analysis_dir = analysis_dir_for(path)
         self.failed: str | None = None
-        self.n_written = 0
+        self.n_written = 0  # frames in the file (writer thread)
+        self.n_handed = 0  # frames handed over by the capture thread
+        self.lost_in_buffer = 0  # frames lost in the camera's buffer while recording
+        self.n_tracked = 0  # frames with a tracking result (tracking thread)
         self._handle = handle
         self._frames: ZarrFrameWriter | TiffFrameWriter | None = None
-        self._analysis: AnalysisWriter | None = None
+        self._analysis = AnalysisWriter(self.analysis_dir, path.name, attrs.get("fps") or 0.0, ())
+        self._analysis_error: str | None = None
         self._meta_file: IO[str] | None = None
         self._max_bytes = max_queue_mb * 2**20
         self._queued_bytes = 0
         self._room = threading.Condition()
-        self._queue: queue.SimpleQueue[tuple[np.ndarray, float, dict[str, str], FrameResult] | None]
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, float, dict[str, str]] | None]
         self._queue = queue.SimpleQueue()
         self._closed = False
+        self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._drain, name="tfll-recorder", daemon=True)
         self._thread.start()
 
@@ -129,8 +149,7 @@ class Recording:
         if fmt == "ome-zarr":
             p.mkdir()
         else:
-            # unbuffered: a write the disk refuses must not linger in a buffer (see tiff_writer)
-            handle = open(p, "xb", buffering=0)  # noqa: SIM115 - kept open by the TIFF writer
+            handle = WholeWritesFile(p, "x")  # kept open by the TIFF writer
         try:
             analysis.mkdir()
         except BaseException:
@@ -145,21 +164,22 @@ class Recording:
             "format": fmt,
             "started": datetime.now(timezone.utc).isoformat(),
             **attrs,
+            # tracking results, reachable from the recording: paths relative to its folder
+            "analysis": analysis.name,
+            "results": f"{analysis.name}/results.json",
             "complete": False,
         }
         rec = cls(p, fmt, attrs, handle, max_queue_mb)
         if fmt == "ome-zarr":
-            write_group_attrs(p, {"tfll": attrs})
+            write_group_attrs(p, root_attrs(attrs))
         return rec
 
     # -- producer side (the capture thread) -----------------------------------------------
-    def write(
-        self, frame: np.ndarray, time_s: float, metadata: dict[str, str], result: FrameResult
-    ) -> None:
-        """Queue one frame with its time, camera metadata and tracking result.
+    def write(self, frame: np.ndarray, time_s: float, metadata: dict[str, str]) -> None:
+        """Queue one frame with its time and camera metadata.
 
-        Blocks while the queue is full (the disk is slower than the camera); raises
-        ``OSError`` once the recording has failed.
+        Blocks while the queue is full (the disk is slower than the camera): a recording
+        never drops a frame. Raises ``OSError`` once the recording has failed.
         """
         if self.failed is not None:
             raise OSError(self.failed)
@@ -169,7 +189,49 @@ class Recording:
             while self._queued_bytes > self._max_bytes and self.failed is None:
                 self._room.wait(0.1)
             self._queued_bytes += frame.nbytes
-        self._queue.put((frame, time_s, metadata, result))
+        self.n_handed += 1
+        self._queue.put((frame, time_s, metadata))
+
+    def note_lost(self, n: int) -> None:
+        """Count ``n`` frames the camera delivered that were lost in its buffer."""
+        self.lost_in_buffer += n
+
+    @property
+    def backlog_mb(self) -> float:
+        """Frames waiting to be written (MB)."""
+        return self._queued_bytes / 2**20
+
+    # -- the tracking thread --------------------------------------------------------------
+    def write_result(self, result: FrameResult) -> None:
+        """Add a tracked frame's row to the analysis (rows come in frame order)."""
+        self.n_tracked += 1
+        self._row(self._analysis.write, result)
+
+    def write_untracked(self, index: int, time_s: float) -> None:
+        """Add the row of a recorded frame the tracker skipped."""
+        self._row(self._analysis.write_untracked, index, time_s)
+
+    def _row(self, write: Any, *args: Any) -> None:
+        if self._analysis_error is not None or self._analysis.closed:
+            return
+        try:
+            write(*args)
+        except (OSError, ValueError) as e:  # disk full; the image file says the same
+            self._analysis_error = f"{self.analysis_dir}: {_one_line(e)}"
+
+    # -- any thread, once -----------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        """Frames acquired, recorded, lost and tracked (``results.json``'s ``frames``)."""
+        acquired = self.n_handed + self.lost_in_buffer
+        lost = acquired - self.n_written
+        return {
+            "acquired": acquired,
+            "recorded": self.n_written,
+            "lost": lost,
+            "lost_in_camera_buffer": self.lost_in_buffer,
+            "tracked": self.n_tracked,
+            "complete": lost == 0,
+        }
 
     def close(
         self, summary: Summary | None, error: str | None = None, timeout_s: float = 60.0
@@ -180,9 +242,10 @@ class Recording:
         is not written). ``error`` records why the recording stopped early. Returns the
         error message if the recording failed (now or earlier), else None.
         """
-        if self._closed:
-            return self.failed
-        self._closed = True
+        with self._close_lock:
+            if self._closed:
+                return self.failed
+            self._closed = True
         self._queue.put(None)
         self._thread.join(timeout_s)
         if self._thread.is_alive():
@@ -206,10 +269,10 @@ class Recording:
     # -- the writer thread ----------------------------------------------------------------
     def _drain(self) -> None:
         while (item := self._queue.get()) is not None:
-            frame, time_s, metadata, result = item
+            frame, time_s, metadata = item
             if self.failed is None:
                 try:
-                    self._write_one(frame, time_s, metadata, result)
+                    self._write_one(frame, time_s, metadata)
                     self.n_written += 1
                 except Exception as e:  # disk full, file too large, path gone, camera changed
                     self.failed = f"{self.path}: {_one_line(e)}{_why_writes_fail(self.path)}"
@@ -217,36 +280,58 @@ class Recording:
                 self._queued_bytes -= frame.nbytes
                 self._room.notify_all()
 
-    def _write_one(
-        self, frame: np.ndarray, time_s: float, metadata: dict[str, str], result: FrameResult
-    ) -> None:
+    def _write_one(self, frame: np.ndarray, time_s: float, metadata: dict[str, str]) -> None:
         if self._frames is None:
-            self._open(frame, metadata)
-        assert self._frames is not None and self._analysis is not None and self._meta_file
+            self._open(frame)
+        assert self._frames is not None and self._meta_file is not None
         # the frame's log line goes first: a kill between the two leaves a line too many (readers
         # take as many as there are frames), never a recorded frame without its time
         self._meta_file.write(
             json.dumps({"frame": self.n_written, "time_s": time_s, **metadata}) + "\n"
         )
         self._meta_file.flush()
-        self._frames.write(frame, time_s)
-        self._analysis.write(result)
+        self._frames.write(frame, time_s, self._exposure_s(metadata))
 
-    def _open(self, frame: np.ndarray, metadata: dict[str, str]) -> None:
-        shape, dtype = frame.shape, frame.dtype
+    def _exposure_s(self, metadata: dict[str, str]) -> float:
+        """The frame's exposure: its own metadata, else the camera's setting at the start."""
+        for value in (metadata.get("Exposure-ms"), self.attrs.get("exposure_ms")):
+            try:
+                return float(value) / 1000.0  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                continue
+        return float("nan")
+
+    def _open(self, frame: np.ndarray) -> None:
+        meta = self._image_metadata(frame.shape, frame.dtype, self.attrs)
         if self.fmt == "ome-zarr":
-            self._frames = ZarrFrameWriter(self.path, shape, dtype)
             # axes known now: a reader (or a crash) sees a proper OME-Zarr from the first frame
-            write_group_attrs(
-                self.path, {"ome": self._frames.ome_attrs(self.path.name), "tfll": self.attrs}
-            )
+            self._frames = ZarrFrameWriter(self.path, meta)
         else:
             assert self._handle is not None
-            self._frames = TiffFrameWriter(self._handle, self.path, shape, dtype)
-        self._analysis = AnalysisWriter(
-            self.analysis_dir, self.path.name, self.attrs.get("fps") or 0.0, shape
-        )
+            self._frames = TiffFrameWriter(self._handle, self.path, meta)
+        self._analysis.frame_shape = frame.shape
         self._meta_file = open(self.analysis_dir / "camera_frames.jsonl", "x", encoding="utf-8")  # noqa: SIM115
+
+    def _image_metadata(
+        self, shape: tuple[int, ...], dtype: np.dtype, annotations: dict[str, Any]
+    ) -> ImageMetadata:
+        a = self.attrs
+        camera = {
+            "label": a.get("camera"),
+            "library": a.get("camera_library"),
+            "name": a.get("camera_name"),
+        }
+        return ImageMetadata(
+            name=self.path.name,
+            height=shape[0],
+            width=shape[1],
+            rgb=len(shape) == 3,
+            dtype=np.dtype(dtype),
+            pixel_size_um=self.attrs.get("pixel_size_um"),
+            camera=camera,
+            acquired_utc=self.attrs.get("started"),
+            annotations=annotations,
+        )
 
     # -- finishing ------------------------------------------------------------------------
     def _final_attrs(self, reason: str | None) -> dict[str, Any]:
@@ -255,12 +340,14 @@ class Recording:
         fps = self.attrs.get("fps")
         if len(times) > 1 and times[-1] > times[0]:
             fps = (len(times) - 1) / (times[-1] - times[0])
+        counts = self.counts()
         return {
             **self.attrs,
             "fps": fps,
             "n_frames": self.n_written,
+            "frames": counts,
             "stopped": datetime.now(timezone.utc).isoformat(),
-            "complete": reason is None,
+            "complete": reason is None and counts["complete"],
             "error": reason,
         }
 
@@ -268,21 +355,10 @@ class Recording:
         frames = self._frames
         attrs = self._final_attrs(reason)
         try:
-            if isinstance(frames, ZarrFrameWriter):
-                frames.close()
-                times = [{"delta_t": t} for t in frames.times]
-                write_group_attrs(
-                    self.path,
-                    {
-                        "ome": frames.ome_attrs(self.path.name),
-                        "tfll": attrs,
-                        "ome_writers": {"frame_metadata": times},
-                    },
-                )
-            elif isinstance(frames, TiffFrameWriter):
-                frames.close(self.path.name, attrs)
-            elif self.fmt == "ome-zarr":
-                write_group_attrs(self.path, {"tfll": attrs})  # no frame came
+            if frames is not None:
+                frames.close(self._image_metadata(frames.shape, frames.dtype, attrs))
+            if self.fmt == "ome-zarr":
+                write_group_attrs(self.path, root_attrs(attrs))
         finally:
             for f in (self._handle, self._meta_file):
                 if f is not None:
@@ -290,23 +366,31 @@ class Recording:
                         f.close()
 
     def _finish_analysis(self, summary: Summary | None, reason: str | None) -> None:
-        if self._analysis is None:
-            return
+        reason = reason or self._analysis_error
+        counts = self.counts()
         extra: dict[str, Any] = {
             "source_format": self.fmt,
             "timestamps": "camera",
             "tracker": self.attrs.get("tracker_config"),
-            "recording": {"camera": self.attrs.get("camera"), "complete": reason is None},
+            "recording": {
+                "camera": self.attrs.get("camera"),
+                "complete": reason is None and counts["complete"],
+            },
+            "frames": counts,
+            "pixel_size_um": self.attrs.get("pixel_size_um"),
         }
         if reason is not None:
             extra["incomplete"] = {"reason": reason, "frames_read": self.n_written}
-        self._analysis.fps = self._final_attrs(reason)["fps"] or 0.0
+        analysis = self._analysis
+        analysis.fps = self._final_attrs(reason)["fps"] or 0.0
+        if analysis.n_frames > self.n_written:  # rows of frames the disk refused at the end
+            analysis.keep_first(self.n_written)
         try:
-            self._analysis.close(summary, extra)
+            analysis.close(summary, extra)
         except OSError:
             # a CSV refused its last rows (disk full) and is closed now; results.json is small
             # and still worth a try: the second close only writes it
-            self._analysis.close(summary, extra)
+            analysis.close(summary, extra)
             raise
 
 

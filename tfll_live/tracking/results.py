@@ -10,10 +10,11 @@ import numpy as np
 
 
 class EyeState(str, Enum):
-    """Whether the eye is open (lipid tracked) or in a blink."""
+    """Whether the eye is open (lipid tracked), in a blink, or not in view at all."""
 
     OPEN = "open"
     BLINK = "blink"
+    NO_EYE = "no_eye"
 
 
 @dataclass(frozen=True, slots=True)

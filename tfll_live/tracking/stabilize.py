@@ -47,6 +47,10 @@ class Stabilizer:
         self._streak = 0
         self._first_seen: np.ndarray | None = None  # the frame that began the settling streak
 
+    def seed(self, pupil: Circle) -> None:
+        """Start following from a pupil found elsewhere (no search of its own)."""
+        self._last = pupil
+
     @property
     def has_reference(self) -> bool:
         """Whether the eye's rest position is known."""

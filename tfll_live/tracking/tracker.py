@@ -22,6 +22,7 @@ from .config import TrackerConfig
 from .enhance import Enhancer
 from .frame import Luminance, bad_frame_reason, check_frame
 from .lipid import LipidSample, LipidTracker
+from .presence import EyePresence
 from .results import Blink, Circle, EyeState, FrameResult, Interval, LidCurve, Summary
 from .spread import SpreadFitter
 from .stabilize import Stabilizer
@@ -83,6 +84,7 @@ class Tracker:
         )
         self._calibration = calibration
         self._thickness = ThicknessEstimator(calibration=calibration)
+        self._presence = EyePresence()
         self.reset()
 
     # -- public API ---------------------------------------------------------------------------
@@ -95,6 +97,7 @@ class Tracker:
         self._session_thickness = np.zeros(1024, np.int64)
         self._no_thickness: str | None = None if self.config.thickness else "turned off"
         self._thickness.reset()
+        self._presence.reset()
         self._restart()
 
     def summary(self) -> Summary:
@@ -132,13 +135,22 @@ class Tracker:
             return self._reset_mid_stream(i, time_s, reason or bad or "", frame.shape)
         self._shape = frame.shape
         assert gray is not None
+        if not self._presence.in_view:  # no eye: only look for one, now and then
+            found = self._presence.search(gray, time_s)
+            if found is None:
+                return FrameResult(i, time_s, EyeState.NO_EYE, -1, float("nan"), float("nan"))
+            self._stabilizer.seed(found)
         try:
-            return self._track(i, time_s, frame, gray, gray)
+            result = self._track(i, time_s, frame, gray, gray)
         except (cv2.error, np.linalg.LinAlgError) as e:  # a numerical dead end: start over
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
             return self._reset_mid_stream(
                 i, time_s, f"tracking failed ({type(e).__name__}: {first_line})", frame.shape
             )
+        blinking = self._blinks_detector.blinking
+        if not self._presence.still_in_view(gray, result.pupil, time_s, blinking):
+            return self._lose_eye(i, time_s)
+        return result
 
     # -- internals ----------------------------------------------------------------------------
     def _restart(self) -> None:
@@ -183,6 +195,16 @@ class Tracker:
             float("nan"),
             interval_ended=ended,
             reset_reason=reason,
+        )
+
+    def _lose_eye(self, i: int, time_s: float) -> FrameResult:
+        """No eye in view any more: close what was open, start over once one is found."""
+        ended = self._close_interval(i - 1) if self._interval_start is not None else None
+        t0 = self._t0
+        self._restart()
+        self._t0 = t0  # times stay relative to the stream's first frame
+        return FrameResult(
+            i, time_s, EyeState.NO_EYE, -1, float("nan"), float("nan"), interval_ended=ended
         )
 
     def _track(
