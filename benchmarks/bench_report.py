@@ -26,7 +26,7 @@ import numpy as np
 
 from tfll_live.kinetics import analyze_spread, fit_exponential
 from tfll_live.report import write_report
-from tfll_live.synth import SynthConfig, SyntheticStream
+from tfll_live.synth import FilmLook, SynthConfig, SyntheticStream
 from tfll_live.thickness import Calibration, ThicknessEstimator
 from tfll_live.thinfilm import CameraResponse, rgb_lut
 from tfll_live.tracking import FRAME_COLUMNS
@@ -164,7 +164,11 @@ def bench_thickness() -> None:
     for seed, thickness, cal in cases:
         stream = SyntheticStream(
             SynthConfig(
-                height=size[0], width=size[1], n_frames=450, seed=seed, thickness_nm=thickness
+                height=size[0],
+                width=size[1],
+                n_frames=450,
+                seed=seed,
+                film=FilmLook(thickness_nm=thickness),
             )
         )
         est = ThicknessEstimator(calibration=cal)

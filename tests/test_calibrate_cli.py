@@ -17,7 +17,7 @@ import tifffile
 
 from tfll_live.cli import main
 from tfll_live.io import read_frames_csv, read_results
-from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
+from tfll_live.synth import FilmLook, SynthConfig, SyntheticStream, write_stream
 from tfll_live.thickness import Calibration
 from tfll_live.thinfilm import CameraResponse, rgb_lut
 
@@ -196,7 +196,7 @@ def camera_stream(tmp_path_factory) -> tuple[Path, SyntheticStream, Path]:
     """A synthetic eye recorded by the white-balanced camera, and that camera's calibration."""
     tmp = tmp_path_factory.mktemp("cam")
     stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=270, seed=37,
-                                         thickness_nm=(40, 160)))
+                                         film=FilmLook(thickness_nm=(40, 160))))
     path = tmp / "eye.tif"
     with tifffile.TiffWriter(path) as tw:
         for i in range(len(stream)):

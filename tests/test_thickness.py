@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tfll_live.synth import SynthConfig, SyntheticStream
+from tfll_live.synth import FilmLook, SynthConfig, SyntheticStream
 from tfll_live.thickness import (
     Calibration,
     ThicknessEstimator,
@@ -38,7 +38,7 @@ def run(stream: SyntheticStream, est: ThicknessEstimator, step: int = 4,
                                                  (33, (80, 200)), (34, (20, 200))])
 def test_thickness_within_10nm_of_truth(seed, thickness):
     stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=270, seed=seed,
-                                         thickness_nm=thickness))
+                                         film=FilmLook(thickness_nm=thickness)))
     errs = run(stream, ThicknessEstimator())
     assert len(errs) > 30
     mae = float(np.median(np.abs(errs)))
@@ -55,7 +55,7 @@ def test_thin_layers_with_a_gain_calibrated_on_a_reference():
     cal = Calibration.from_reference(ref, 100.0, resp)
     assert cal.film_gain is not None and cal.film_gain > 0
     stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=270, seed=38,
-                                         thickness_nm=(0, 60)))
+                                         film=FilmLook(thickness_nm=(0, 60))))
     assert 25 < np.median(stream.truth.thickness_nm) < 40
     errs = run(stream, ThicknessEstimator(response=resp, calibration=cal))
     free = run(stream, ThicknessEstimator(response=resp))
@@ -67,7 +67,7 @@ def test_thin_layers_with_a_gain_calibrated_on_a_reference():
 def test_unknown_gain_and_background_do_not_matter():
     """Exposure (gain) and a brighter diffuse background shift intensities, not the estimate."""
     stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=120, seed=35,
-                                         thickness_nm=(40, 160)))
+                                         film=FilmLook(thickness_nm=(40, 160))))
     base = run(stream, ThicknessEstimator(), step=6)
     dimmer = run(stream, ThicknessEstimator(), step=6,
                  transform=lambda x: 0.6 * x.astype(float) + np.array([30.0, 25.0, 20.0]))
@@ -144,7 +144,7 @@ def test_calibration_corrects_a_camera_white_balance(tmp_path):
     assert loaded == cal
 
     stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=150, seed=37,
-                                         thickness_nm=(80, 200)))
+                                         film=FilmLook(thickness_nm=(80, 200))))
     raw = run(stream, ThicknessEstimator(), step=5, transform=camera)
     fixed = run(stream, ThicknessEstimator(calibration=loaded), step=5, transform=camera)
     print(f"white-balanced camera: uncalibrated {np.median(np.abs(raw)):.1f} nm, "

@@ -92,12 +92,14 @@ def test_fit_recovers_the_papers_example():
 
 def test_fitter_updates_live_and_refuses_short_intervals():
     fitter = SpreadFitter(fit_every=5, min_fit_s=0.5)
-    assert all(fitter.push(k / 45, -10 * (1 - np.exp(-k / 45))) is None for k in range(10))
-    assert fitter.finish() is None  # 0.2 s is too short
-    for k in range(10, 90):
-        fit = fitter.push(k / 45, -10 * (1 - np.exp(-k / 45)))
+    t = np.arange(90) / 45
+    y = -10 * (1 - np.exp(-t))
+    assert all(fitter.update(t[:k], y[:k]) is None for k in range(1, 11))
+    assert fitter.finish(t[:10], y[:10]) is None  # 0.2 s is too short
+    for k in range(11, 91):
+        fit = fitter.update(t[:k], y[:k])
     assert fit is not None and fit.tau_s == pytest.approx(1.0, rel=0.05)
-    assert fitter.finish().final
+    assert fitter.finish(t, y).final
 
 
 @pytest.mark.parametrize("flow", [FlowMethod.FARNEBACK, FlowMethod.SSD])
@@ -229,8 +231,11 @@ def test_eye_moving_under_the_lid_does_not_shift_the_next_interval():
         ivs = [iv for iv in summary.intervals if abs(iv.start_frame - s) <= 3]
         assert ivs and ivs[0].kinetics is not None
         iv = ivs[0]
-        first = [k for k in range(iv.start_frame, iv.start_frame + 8)
-                 if results[k].lipid_dy_px is not None]
+        # the frames measured first (those right after the lid, if the eye was still moving,
+        # are smeared: nothing to measure in them)
+        first = [k for k in range(iv.start_frame, iv.start_frame + 16)
+                 if results[k].lipid_dy_px is not None and results[k].n_tracked > 0][:8]
+        assert len(first) == 8
         est = np.array([results[k].lipid_dy_px for k in first])
         true = truth.lipid_dy_px[first] - truth.lipid_dy_px[iv.start_frame]
         assert np.max(np.abs(est - true)) < 1.0, (b, est, true)

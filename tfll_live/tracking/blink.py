@@ -86,6 +86,7 @@ class BlinkDetector:
         self._fresh = 0
         self._over = 0
         self._gain = self._step_gain = 1.0
+        self._gains: deque[tuple[int, float]] = deque(maxlen=12)  # (frame, exposure gain)
 
     @property
     def blinking(self) -> bool:
@@ -110,9 +111,12 @@ class BlinkDetector:
         if self._ref is None or self._prev is None:
             self._ref, self._prev = views, views
             return BlinkEvent(False)
-        if not self._blinking:  # a lid over the eye is no exposure change: keep the last
+        if not self._blinking:
             self._gain = _exposure(views, self._ref)
             self._step_gain = _exposure(views, self._prev)
+            self._gains.append((i, self._gain))
+        else:  # a lid over the eye is no exposure change
+            self._step_gain = 1.0
         rows = _change(views, self._ref, self._gain).mean(axis=1)
         bands = rows[: N_BANDS * (len(rows) // N_BANDS)].reshape(N_BANDS, -1).mean(axis=1)
         r0, r1 = _small_rows(region_rows, scale, len(rows))
@@ -137,6 +141,8 @@ class BlinkDetector:
             if self._over >= 2 or (z > 2 * z_on and self._moving):
                 self._blinking = True
                 self._start = self._first_above_off(i)
+                # the exposure as it was before the lid came into view
+                self._gain = next((g for j, g in self._gains if j == self._start - 1), self._gain)
                 self._region_peak_z, self._quiet = z_region, 0
                 return BlinkEvent(True, started=self._start)
             if self._fresh:

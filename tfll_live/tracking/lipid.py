@@ -32,27 +32,24 @@ from .config import FlowMethod
 STEP_FRACTION = 1 / 60  # the layer's move between a difference's two frames (of the height)
 MAX_LAG_S = 0.5  # longest gap between the two frames of a difference
 MAX_LAG_FRAMES = 60  # and in frames (bounds the frames kept)
-SMEAR_FRACTION = 1 / 300  # of the height: an eye moving this far in a frame smears it
+SMEAR_FRACTION = 1 / 150  # of the height: an eye moving this far in a frame smears it
 KEYFRAME_S = 0.4  # a keyframe is measured against for at most this long
 KEYFRAME_REST_S = 2.0  # or this long while the layer moves less than a step in that time
 MAX_MISSES = 3  # failed measurements in a row before a keyframe is replaced
 KEYFRAME_TRAVEL = 0.1  # or until the layer has moved this share of the frame height
 GATE_FRACTION = 1 / 120  # a sample this far (of the height) off the curve's prediction is refused
-REST_GATE_FRACTION = 0.15  # of a step: the gate while the layer is at rest
-REST_WINDOW_S = 1.0  # the speed that says whether the layer is at rest, over this long
+REST_GATE_FRACTION = 0.05  # of a step: the gate while the layer is at rest
 BEND_MAX = 0.25  # of a step: the largest correction for the curve's bend
 CARRY_S = 0.3  # the curve is carried on past its last sample for at most this long
+SMOOTH_SAMPLES = 8  # a keyframe's place is read from a line through this many samples
 ANCHOR_SAMPLES = 8  # the curve's start is placed from this many samples
 MIN_FEATURES = 6
-MEDIAN_ERROR_PX = 0.15  # standard error of the features' median shift beyond which it is noise
+MEDIAN_ERROR_PX = 0.25  # standard error of the features' median shift beyond which it is noise
 MIN_LIKENESS = 0.2  # a difference must correlate this well with its keyframe where it moved to
 MIN_GAIN = 0.02  # and better there than where the keyframe was
-ECC_LIKENESS = 0.5  # what a whole-region alignment must reach, with no features to agree
-ECC_ERROR_PX = 4 * MEDIAN_ERROR_PX  # features this noisy are pooled; noisier ones have nothing
 LK_LEVELS = 2
 LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 WINDOW_FRACTION = 1 / 11  # LK window and feature spacing scale with the frame (21 px at 240)
-ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 15, 1e-3)
 FB_MAX_PX = 0.5  # forward-backward disagreement beyond which a feature's shift is refused
 CONTRAST = 40.0  # grey levels per RMS of a difference image, stored as uint8 around 128
 
@@ -125,6 +122,23 @@ class DisplacementCurve:
             return np.array([np.interp(t, self.t, m[:, k]) for k in range(2)])
         return m[-1] + self.velocity() * min(t - self.t[-1], CARRY_S)
 
+    def smoothed(self, t: float, n: int = SMOOTH_SAMPLES) -> np.ndarray:
+        """The displacement at ``t`` from a line through the ``n`` samples nearest it.
+
+        A new keyframe takes its place from the curve; one sample's error would carry into
+        every sample measured against it, the line's is a fraction of it.
+        """
+        if len(self.t) < 3:
+            return self.at(t)
+        ts = np.asarray(self.t)
+        near = np.argsort(np.abs(ts - t))[:n]
+        tc = ts[near] - t
+        m = np.array(self.m)[near]
+        if np.ptp(tc) <= 0:
+            return m.mean(axis=0)
+        slope = (tc - tc.mean()) @ (m - m.mean(axis=0)) / float((tc - tc.mean()) @ (tc - tc.mean()))
+        return m.mean(axis=0) - slope * tc.mean()
+
     def curvature(self, t: float, window_s: float) -> np.ndarray:
         """The curve's second derivative (px/s^2) over ``window_s`` up to ``t`` (0 if unknown)."""
         ts = np.asarray(self.t)
@@ -135,17 +149,11 @@ class DisplacementCurve:
         m = np.array(self.m)[sel]
         return np.array([2 * np.polyfit(tc, m[:, k], 2)[0] for k in range(2)])
 
-    def velocity(self, window_s: float = 0.0) -> np.ndarray:
-        """The layer's recent speed (px/s): least-squares slope of its last samples.
-
-        The last six, or those over the last ``window_s`` if that is more.
-        """
-        if len(self.t) < 2:
-            return np.zeros(2)
-        t = np.asarray(self.t)
-        n = max(min(len(t), 6), int(np.count_nonzero(t >= t[-1] - window_s)))
-        t = t[-n:]
-        if np.ptp(t) <= 0:
+    def velocity(self) -> np.ndarray:
+        """The layer's recent speed (px/s): least-squares slope of the last samples."""
+        n = min(len(self.t), 6)
+        t = np.asarray(self.t[-n:])
+        if n < 2 or np.ptp(t) <= 0:
             return np.zeros(2)
         m = np.array(self.m[-n:])
         tc = t - t.mean()
@@ -169,6 +177,7 @@ class _Keyframe:
     points: np.ndarray  # (N, 2) features, eye coordinates
     ids: np.ndarray
     misses: int = 0
+    measured: int = 0  # samples it gave
 
 
 class LipidTracker:
@@ -193,6 +202,7 @@ class LipidTracker:
         self._key: _Keyframe | None = None
         self._curve = DisplacementCurve()
         self._anchored = False
+        self._lag_floor = 1  # raised while short lags show nothing but noise
         self._last_key: tuple[_Keyframe, np.ndarray, np.ndarray] | None = None
 
     # -- public -------------------------------------------------------------------------------
@@ -272,10 +282,18 @@ class LipidTracker:
         The last keyframe's lag is kept while it is still about right: each change of lag
         costs a little accuracy.
         """
+        old = self._key
+        if old is not None:
+            # a keyframe that showed nothing to measure: noise hides the layer's change over
+            # this lag, a longer one shows more of it; one that measured well: try shorter
+            if not old.measured and old.misses:
+                self._lag_floor = min(2 * old.lag, self._max_lag())
+            elif old.measured >= 3:
+                self._lag_floor = max(1, self._lag_floor // 2)
         if lag is None:
             lag = self._choose_lag()
-            if self._key is not None and 0.67 * lag <= self._key.lag <= 1.5 * lag:
-                lag = min(self._key.lag, len(self._frames) - 1)
+            if old is not None and 0.67 * lag <= old.lag <= 1.5 * lag:
+                lag = min(old.lag, len(self._frames) - 1)
         while lag > 1 and self._frames[-1 - lag][3]:
             lag -= 1  # not from a smeared frame
         diff = None if self._frames[-1 - lag][3] else self._difference(lag)
@@ -287,15 +305,22 @@ class LipidTracker:
         ids = np.arange(self._next_id, self._next_id + len(points), dtype=np.int64)
         self._next_id += len(points)
         half = 0.5 * (self._frames[-1][0] - self._frames[-1 - lag][0])
-        m = self._curve.at(t_mid - self._t0) + self._bend(t_mid, half)
+        m = self._curve.smoothed(t_mid - self._t0) + self._bend(t_mid, half)
         self._key = _Keyframe(self._frames[-1][0], t_mid, lag, image, region, m, points, ids)
 
     def _choose_lag(self) -> int:
         """Frames between a difference's two images so that the layer moves about a step."""
-        dt = self._frame_interval()
+        if not self._curve:
+            return self._lag_floor  # the layer spreads fastest just after a blink
         speed = float(np.hypot(*self._curve.velocity()))
-        lag = int(np.ceil(self._step / max(speed * dt, 1e-6)))
-        return int(np.clip(lag, 1, min(MAX_LAG_FRAMES, MAX_LAG_S / dt, len(self._frames) - 1)))
+        lag = int(np.ceil(self._step / max(speed * self._frame_interval(), 1e-6)))
+        return int(np.clip(max(lag, self._lag_floor), 1, self._max_lag()))
+
+    def _max_lag(self) -> int:
+        """The longest lag the frames kept allow."""
+        return int(
+            max(1, min(MAX_LAG_FRAMES, MAX_LAG_S / self._frame_interval(), len(self._frames) - 1))
+        )
 
     def _measure(self) -> None:
         key = self._key
@@ -307,10 +332,6 @@ class LipidTracker:
             self._new_keyframe()
             return
         image, region, t_mid = diff
-        if abs(self._frames[-1 - key.lag][0] - key.time_s) < 1e-9:
-            # the difference starts where the keyframe's ends: the frame they share carries its
-            # noise into both with opposite signs, which pushes the alignment off no motion
-            return
         guess = self._curve.at(t_mid - self._t0) - key.m
         if np.hypot(*guess) < self._step:
             # small moves are within reach from where the keyframe was; starting from the
@@ -320,25 +341,18 @@ class LipidTracker:
         measured = resting = False
         spread, error = _spread(shifts[ok])
         both = key.mask & region
-        shift: np.ndarray | None = None
         if error <= MEDIAN_ERROR_PX:
             dy, keep = robust_median(shifts[ok, 1])
             shift = np.array([float(np.median(shifts[ok, 0][keep])), dy])
-            need = MIN_LIKENESS
-        elif error <= ECC_ERROR_PX:
-            # too faint or noisy for features one by one: align the whole region at once, and
-            # ask more of the result (nothing else vouches for it)
-            shift, spread, need = _ecc_shift(key.image, image, both, guess), 0.0, ECC_LIKENESS
-        if shift is not None:
             likeness = _likeness(key.image, image, both, shift)
             # a layer nearly at rest: its own slow changes (thinning, a pattern that evolves)
             # then dominate the differences and move the features every which way, their
             # median with them; wait (on the same keyframe) until the layer has moved clearly
-            resting = likeness >= need and (
+            resting = likeness >= MIN_LIKENESS and (
                 likeness - _likeness(key.image, image, both, np.zeros(2)) < MIN_GAIN
                 or float(np.hypot(*shift)) < spread
             )
-            if likeness >= need and not resting:
+            if likeness >= MIN_LIKENESS and not resting:
                 if not self._curve:  # the interval's first measurement
                     self._place_first(key, t_mid, shift)
                     measured = True
@@ -352,6 +366,7 @@ class LipidTracker:
             if not self._anchored and len(self._curve) >= ANCHOR_SAMPLES:
                 self._anchor()
         key.misses = 0 if measured or resting else key.misses + 1
+        key.measured += measured
         if self._keyframe_done(key, ok, measured or resting):
             self._new_keyframe()
 
@@ -371,9 +386,7 @@ class LipidTracker:
             return True
         pred = self._curve.at(t_mid - self._t0)
         gate = max(1.0, GATE_FRACTION * self._height) + 0.5 * self._step
-        if float(np.hypot(*self._curve.velocity(REST_WINDOW_S))) * KEYFRAME_REST_S < (
-            0.5 * self._step
-        ):
+        if float(np.hypot(*self._curve.velocity())) * KEYFRAME_REST_S < 0.5 * self._step:
             # at rest the film's own slow changes masquerade as small moves: hold the curve
             gate = REST_GATE_FRACTION * self._step
         return float(np.hypot(*(m - pred))) <= gate
@@ -514,23 +527,6 @@ def _likeness(ref: np.ndarray, cur: np.ndarray, mask: np.ndarray, shift: np.ndar
     b = moved[sel].astype(np.float32) - 128.0
     denom = float(np.sqrt((a @ a) * (b @ b)))
     return float(a @ b) / denom if denom > 0 else 0.0
-
-
-def _ecc_shift(
-    ref: np.ndarray, cur: np.ndarray, mask: np.ndarray, guess: np.ndarray
-) -> np.ndarray | None:
-    """The one shift that best aligns ``cur`` with ``ref`` over ``mask``, from ``guess``.
-
-    By enhanced correlation; None if it does not converge.
-    """
-    warp = np.float32([[1, 0, guess[0]], [0, 1, guess[1]]])
-    try:
-        _, warp = cv2.findTransformECC(
-            ref, cur, warp, cv2.MOTION_TRANSLATION, ECC_CRITERIA, mask, 1
-        )
-    except cv2.error:  # no convergence: the difference holds nothing to align
-        return None
-    return np.array([float(warp[0, 2]), float(warp[1, 2])])
 
 
 def _lk_shifts(
