@@ -49,21 +49,6 @@ class Luminance:
             self._gain = 200.0 / top if top > 0 else 1.0
         return cv2.convertScaleAbs(gray.astype(np.float32, copy=False), alpha=self._gain)
 
-    def interference(self, frame: np.ndarray, gray: np.ndarray) -> np.ndarray:
-        """The image the lipid layer is tracked on: red minus blue for colour frames.
-
-        Thin-film interference colours swing between blue and red/yellow as the lipid
-        thickness changes, while the eye seen through the film (iris texture, pupil margin)
-        varies mostly in brightness; the red-blue opponent channel keeps the moving layer and
-        suppresses the eye-fixed texture that would otherwise hold the features back. Mono
-        frames have no colour, so their luminance is used.
-        """
-        if frame.ndim == 2:
-            return gray
-        gain = 1.0 if frame.dtype == np.uint8 else (self._gain or 1.0)
-        diff = cv2.subtract(frame[..., 0], frame[..., 2], dtype=cv2.CV_32F)
-        return cv2.convertScaleAbs(diff, alpha=gain, beta=128.0)
-
 
 def bad_frame_reason(frame: np.ndarray, gray: np.ndarray | None) -> str | None:
     """Why a well-formed frame cannot be tracked (NaNs, black, saturated), else None."""

@@ -322,6 +322,11 @@ class LipidTracker:
             max(1, min(MAX_LAG_FRAMES, MAX_LAG_S / self._frame_interval(), len(self._frames) - 1))
         )
 
+    def _resting(self) -> bool:
+        """Whether the layer is nearly at rest: it would move under half a step in a while."""
+        speed = float(np.hypot(*self._curve.velocity()))
+        return len(self._curve) >= ANCHOR_SAMPLES and speed * KEYFRAME_REST_S < 0.5 * self._step
+
     def _measure(self) -> None:
         key = self._key
         assert key is not None
@@ -386,7 +391,7 @@ class LipidTracker:
             return True
         pred = self._curve.at(t_mid - self._t0)
         gate = max(1.0, GATE_FRACTION * self._height) + 0.5 * self._step
-        if float(np.hypot(*self._curve.velocity())) * KEYFRAME_REST_S < 0.5 * self._step:
+        if self._resting():
             # at rest the film's own slow changes masquerade as small moves: hold the curve
             gate = REST_GATE_FRACTION * self._step
         return float(np.hypot(*(m - pred))) <= gate
