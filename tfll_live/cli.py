@@ -193,54 +193,38 @@ def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> st
 
 
 def add_synth(sub: Any) -> None:
-    """``tfll synth OUT.ome.tif``: a synthetic interferometer stream with its ground truth."""
-    from .synth import SynthConfig
+    """``tfll synth OUT``: a synthetic interferometer stream with its ground truth."""
+    from .synth import PRESETS
 
-    d = SynthConfig()
     p = sub.add_parser(
         "synth",
         parents=[COMMON],
         help="write a synthetic stream with ground truth",
-        description="Write a synthetic micro-interferometer stream as OME-TIFF, "
-        "with its ground truth (.truth.json) beside it.",
+        description="Write a synthetic micro-interferometer stream as OME-TIFF (*.ome.tif), "
+        "H.264 video (*.mp4) or MJPEG video (*.avi), with its ground truth (.truth.json) "
+        "beside it. Presets: "
+        + "; ".join(f"{name}: {why}" for name, (why, _) in PRESETS.items())
+        + ". Options given override the preset.",
     )
-    p.add_argument("out", metavar="OUT.ome.tif", type=Path)
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("out", metavar="OUT", type=Path, help="*.ome.tif, *.mp4 or *.avi")
     p.add_argument(
-        "--frames",
-        type=_positive(int),
-        default=d.n_frames,
-        help=f"number of frames (default {d.n_frames})",
+        "--preset", choices=list(PRESETS), default="classic", help="what the stream shows"
     )
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--frames", type=_positive(int), help="number of frames")
+    p.add_argument("--fps", type=_positive(float), help="frame rate")
+    p.add_argument("--height", type=_positive(int), help="frame height, at least 64")
+    p.add_argument("--width", type=_positive(int), help="frame width, at least 64")
     p.add_argument(
-        "--fps", type=_positive(float), default=d.fps, help=f"frame rate (default {d.fps:g})"
+        "--mono", action="store_const", const=True, help="monochrome frames instead of RGB"
     )
-    p.add_argument(
-        "--height",
-        type=_positive(int),
-        default=d.height,
-        help=f"frame height, at least 64 (default {d.height})",
-    )
-    p.add_argument(
-        "--width",
-        type=_positive(int),
-        default=d.width,
-        help=f"frame width, at least 64 (default {d.width})",
-    )
-    p.add_argument("--mono", action="store_true", help="monochrome frames instead of RGB")
-    p.add_argument("--bit-depth", type=int, choices=(8, 16), default=d.bit_depth)
-    p.add_argument(
-        "--partial-fraction",
-        type=_fraction,
-        default=d.partial_blink_fraction,
-        help=f"share of partial blinks (default {d.partial_blink_fraction})",
-    )
+    p.add_argument("--bit-depth", type=int, choices=(8, 12, 16))
+    p.add_argument("--partial-fraction", type=_fraction, help="share of partial blinks")
     p.add_argument(
         "--drift",
         type=float,
         nargs=2,
         metavar=("MIN", "MAX"),
-        default=d.drift_px_s,
         help="steady upward drift after the spread, px/s, drawn per interval (default none)",
     )
     p.set_defaults(run=run_synth)
@@ -248,29 +232,38 @@ def add_synth(sub: Any) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Render and write the stream; say where the frames and the truth went."""
-    from .synth import SynthConfig, SyntheticStream, write_stream
+    from .synth import SyntheticStream, preset, write_stream
 
-    if not args.out.name.lower().endswith((".tif", ".tiff")):
-        raise ValueError(f"{args.out}: the output is an OME-TIFF, name it *.ome.tif")
+    name = args.out.name.lower()
+    video = name.endswith((".mp4", ".avi"))
+    if not (video or name.endswith((".tif", ".tiff"))):
+        raise ValueError(f"{args.out}: name the output *.ome.tif, *.mp4 or *.avi")
     if not args.out.parent.is_dir():
         raise ValueError(f"{args.out}: directory {args.out.parent} does not exist")
-    cfg = SynthConfig(
-        height=args.height,
-        width=args.width,
-        fps=args.fps,
-        n_frames=args.frames,
-        seed=args.seed,
-        rgb=not args.mono,
-        bit_depth=args.bit_depth,
-        partial_blink_fraction=args.partial_fraction,
-        drift_px_s=tuple(args.drift),
-    )
+    changes = {
+        key: value
+        for key, value in {
+            "seed": args.seed,
+            "n_frames": args.frames,
+            "fps": args.fps,
+            "height": args.height,
+            "width": args.width,
+            "rgb": None if args.mono is None else not args.mono,
+            "bit_depth": args.bit_depth,
+            "partial_blink_fraction": args.partial_fraction,
+            "drift_px_s": None if args.drift is None else tuple(args.drift),
+        }.items()
+        if value is not None
+    }
+    # the file's kind decides: a TIFF holds the frames as rendered, a video as its codec has them
+    codec = ("h264" if name.endswith(".mp4") else "mjpeg") if video else None
+    cfg = preset(args.preset, **changes, video=codec)
     stream = SyntheticStream(cfg)
     truth = write_stream(stream, args.out)
-    kind = "mono" if args.mono else "RGB"
+    kind = "RGB" if cfg.rgb else "mono"
     print(
-        f"wrote {args.out} ({cfg.n_frames} frames, {cfg.height}x{cfg.width} {kind} "
-        f"{cfg.bit_depth}-bit, {cfg.fps:g} frames/s, {len(stream.truth.blinks)} blinks); "
+        f"wrote {args.out} ({args.preset}: {cfg.n_frames} frames, {cfg.height}x{cfg.width} "
+        f"{kind} {cfg.bit_depth}-bit, {cfg.fps:g} frames/s, {len(stream.truth.blinks)} blinks); "
         f"ground truth: {truth}"
     )
     return EXIT_OK
