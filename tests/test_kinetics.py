@@ -145,3 +145,13 @@ def test_too_short_an_interval_chooses_no_model():
     long_t = np.arange(int(6 * FPS)) / FPS  # the same layer watched longer: the drift shows
     k = analyze_spread(long_t, -40 * (1 - np.exp(-long_t / 0.5)) - 4.0 * long_t)
     assert k is not None and k.model_decidable and k.model == DRIFT_MODEL
+
+
+def test_a_layer_held_at_rest_at_the_end_was_not_creeping():
+    """Samples that bend like a drift, from a layer the tracker then saw at rest for seconds."""
+    t = np.arange(int(3 * FPS)) / FPS
+    y = -40 * (1 - np.exp(-t / 0.6)) - 1.5 * t
+    assert analyze_spread(t, y).model == DRIFT_MODEL
+    assert analyze_spread(t, y, held_s=0.5).model == DRIFT_MODEL  # a short pause is no rest
+    k = analyze_spread(t, y, held_s=3.5)
+    assert k is not None and k.model == PAPER_MODEL

@@ -40,12 +40,14 @@ def test_eye_motion_within_half_a_pixel(tracked):
 
 
 def test_lipid_displacement_and_tau_match_truth(tracked):
-    # measured on these streams: lipid 0.1-0.4 px, tau 0.3-1.2%, spread time 2-3.3%
+    # measured on these streams: lipid 0.6-1.0 px, tau 0.8-3.5%, spread time 2.7-7.5%; the
+    # texture tracker before issue 9 did 0.1-0.4 px, 0.3-1.2% and 2-3.3% here, but followed a
+    # fraction of the travel on footage like the clinic's (test_realism.py)
     acc = tracked[3]
-    assert acc.lipid_rmse_px <= 1.0
+    assert acc.lipid_rmse_px <= 1.5
     assert acc.n_intervals_scored >= 1
     assert acc.tau_rel_error_median <= 0.05
-    assert acc.n_spread_times_scored >= 1 and acc.spread_time_rel_error_median <= 0.07
+    assert acc.n_spread_times_scored >= 1 and acc.spread_time_rel_error_median <= 0.10
 
 
 def test_intervals_and_states_are_consistent(tracked):

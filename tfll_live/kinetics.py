@@ -321,6 +321,7 @@ def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[flo
 
 MIN_DRIFT_TRAVEL_PX = 1.0  # a creep smaller than this over the interval is below tracking error
 MIN_CHOICE_S = 2.0  # shorter intervals end while the spread is under way: no model is chosen
+AT_REST_S = 2.0  # a layer the tracker held at rest this long at the interval's end did not creep
 
 
 def _drift_is_physical(drift: DecayFit, duration: float, noise: float) -> bool:
@@ -336,10 +337,12 @@ def _drift_is_physical(drift: DecayFit, duration: float, noise: float) -> bool:
 
 
 def analyze_spread(
-    t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHOLD
+    t_s: np.ndarray, y_px: np.ndarray, threshold: float = THRESHOLD, held_s: float = 0.0
 ) -> SpreadKinetics | None:
     """Kinetics of one interval's displacement ``y_px`` at ``t_s`` (s since eye opening).
 
+    ``held_s``: how long the interval went on after the last sample with the tracker holding
+    the layer at rest; a layer at rest that long was not creeping, whatever the samples' shape.
     None when the interval is too short or no decay could be fitted.
     """
     if not 0.0 < threshold < 1.0:
@@ -362,6 +365,7 @@ def analyze_spread(
     decidable = duration >= MIN_CHOICE_S and paper is not None and drift is not None
     physical = (
         decidable
+        and held_s < AT_REST_S
         and drift is not None
         and _drift_is_physical(drift, duration, float(np.sqrt(drift.sse / t.size)))
     )

@@ -199,6 +199,7 @@ class LipidTracker:
         )
         self._eye = (0.0, 0.0)
         self._t0 = 0.0
+        self._until = 0.0
         self._key: _Keyframe | None = None
         self._curve = DisplacementCurve()
         self._anchored = False
@@ -226,6 +227,7 @@ class LipidTracker:
         region = cv2.warpAffine(mask, back, (w, h), flags=cv2.INTER_NEAREST | inverse)
         if not self._frames:
             self._t0 = time_s
+        self._until = time_s - self._t0  # the interval's newest frame
         # a frame the eye moved across is smeared (and refocused, often): the eye's texture
         # in it does not cancel against a sharp frame's
         moved = np.hypot(eye_xy[0] - self._eye[0], eye_xy[1] - self._eye[1])
@@ -248,9 +250,17 @@ class LipidTracker:
             return np.zeros(0), np.zeros(0)
         return self._curve.arrays()
 
+    def held_s(self) -> float:
+        """Seconds from the curve's last sample to the newest frame: the layer held at rest."""
+        if not self._curve:
+            return 0.0
+        return max(0.0, self._until - self._curve.t[-1])
+
     def truncate(self, before_s: float) -> None:
         """Forget what frames from ``before_s`` on showed (they were in a blink after all)."""
         self._curve.truncate(before_s - self._t0)
+        open_ = [f[0] - self._t0 for f in self._frames if f[0] < before_s]
+        self._until = min(self._until, open_[-1] if open_ else 0.0)
 
     # -- measuring ----------------------------------------------------------------------------
     def _difference(self, lag: int) -> tuple[np.ndarray, np.ndarray, float] | None:

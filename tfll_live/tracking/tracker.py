@@ -353,7 +353,9 @@ class Tracker:
             self._lipid.truncate(min(blinked))
         t, dy = self._lipid_curve()
         kinetics = (
-            analyze_spread(t, dy) if t.size >= 6 and np.ptp(t) >= self.config.min_fit_s else None
+            analyze_spread(t, dy, held_s=self._lipid.held_s())
+            if t.size >= 6 and np.ptp(t) >= self.config.min_fit_s
+            else None
         )
         interval = Interval(
             len(self._intervals),
