@@ -72,12 +72,13 @@ def test_synth_writes_a_readable_stream_and_its_truth(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
-    (["synth", "{tmp}/s.png"], "name it *.ome.tif"),
+    (["synth", "{tmp}/s.png"], "name the output *.ome.tif"),
     (["synth", "{tmp}/no/such/dir/s.ome.tif"], "does not exist"),
     (["synth", "{tmp}/s.ome.tif", "--height", "30"], "at least 64x64"),
     (["synth", "{tmp}/s.ome.tif", "--frames", "0"], "must be positive"),
     (["synth", "{tmp}/s.ome.tif", "--partial-fraction", "2"], "between 0 and 1"),
-    (["synth", "{tmp}/s.ome.tif", "--bit-depth", "12"], "invalid choice"),
+    (["synth", "{tmp}/s.ome.tif", "--bit-depth", "10"], "invalid choice"),
+    (["synth", "{tmp}/s.mp4", "--preset", "cartoon"], "invalid choice"),
 ])
 def test_synth_bad_arguments_are_one_line_errors(tmp_path, capsys, argv, needle):
     code, _, err = _run(capsys, *[a.format(tmp=tmp_path) for a in argv])
