@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .io import AnalysisWriter, FrameSource, StreamError, open_stream, stream_stem
+from .io import (
+    ANALYSIS_FILES,
+    AnalysisWriter,
+    FrameSource,
+    StreamError,
+    check_output,
+    open_stream,
+    stream_stem,
+)
 from .tracking import FrameResult, Tracker, TrackerConfig
 
 Progress = Callable[[int, int | None], None]
@@ -54,26 +62,46 @@ def default_out_dir(path: str | Path) -> Path:
     return p.parent / f"{stream_stem(p)}.tfll"
 
 
+def check_earlier_analysis(out_dir: Path, force: bool) -> None:
+    """Refuse an output folder that is a file or a link, or holds results, unless ``force``."""
+    check_output(out_dir, force=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a folder: pass --out another folder")
+    for name in ANALYSIS_FILES:
+        check_output(out_dir / name, force=True)
+    if not force and any((out_dir / name).exists() for name in ANALYSIS_FILES):
+        raise ValueError(
+            f"{out_dir} holds an earlier analysis: pass --force to replace it (only once the "
+            "new one is complete), or --out another folder"
+        )
+
+
 def analyze(
     path: str | Path,
     out: str | Path | None = None,
     fps: float | None = None,
     config: TrackerConfig | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> Path:
     """Track a recorded stream and write its results.json and frames.csv; returns the directory.
 
     A stream cut short (truncated file, video ending early) is analysed up to its last intact
     frame, written out with an ``incomplete`` note, and then reported as a StreamError.
+    An earlier analysis in the output folder (a live session's, say) is replaced only with
+    ``force``, and then only once the new one is complete.
     """
     config = config or TrackerConfig()
     out_dir = Path(out) if out is not None else default_out_dir(path)
+    check_earlier_analysis(out_dir, force)
     with open_stream(path, fps) as source:
         tracker = Tracker(config)
         resets: list[dict[str, Any]] = []
         n_resets = 0
         cut_short: StreamError | None = None
-        with AnalysisWriter(out_dir, source.path.name, source.fps, source.shape) as writer:
+        with AnalysisWriter(
+            out_dir, source.path.name, source.fps, source.shape, staged=True
+        ) as writer:
             try:
                 for result in track_stream(timed_frames(source), tracker, source.path):
                     writer.write(result)

@@ -814,10 +814,70 @@ def _zarr_times(path: Path, group: Any, attrs: dict[str, Any], n: int) -> np.nda
     return None
 
 
+# -- writing safely -----------------------------------------------------------------------------
+
+
+def check_output(path: str | Path, force: bool = False, what: str = "") -> Path:
+    """Refuse an output that is a symbolic link, or that exists unless ``force``.
+
+    Writing through a link would change a file elsewhere; replacing an existing output without
+    being asked loses results (a re-analysis over a live session's). ``what`` says what to pass
+    instead (``--out another folder``). Returns the path.
+    """
+    p = Path(path)
+    if p.is_symlink():
+        raise ValueError(f"{p}: is a symbolic link; tfll never writes through one (remove it)")
+    if p.exists() and not force:
+        raise ValueError(f"{p} exists: pass --force to replace it{f', or {what}' if what else ''}")
+    return p
+
+
+def _temp_beside(path: Path) -> Path:
+    """A fresh temporary name in ``path``'s folder, keeping its suffixes (writers read them)."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    if tmp.is_dir() and not tmp.is_symlink():
+        import shutil
+
+        shutil.rmtree(tmp)
+    else:
+        tmp.unlink(missing_ok=True)  # a stale temporary, or a link planted there
+    return tmp
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block completes.
+
+    An interrupted or failed write (Ctrl-C, a full disk) so leaves the previous file whole
+    and no partial one; ``os.replace`` swaps a link itself, never its target.
+    """
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_replacing(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary name: whole or not at all."""
+    path = Path(path)
+    with replacing(path) as tmp, open(tmp, "x", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
 # -- analysis output ----------------------------------------------------------------------------
 
 
 MAX_TRACKS_PER_FRAME = 64  # bounds tracks.csv (~1.5 kB a frame) while showing every track's life
+
+
+ANALYSIS_FILES = ("results.json", "frames.csv", "tracks.csv", "report.html")
+"""What an analysis folder holds; an existing one is replaced only when asked (``force``)."""
 
 
 class AnalysisWriter:
@@ -826,6 +886,11 @@ class AnalysisWriter:
     Holds no per-frame state (a counter and an open file), so memory stays flat however long
     the stream. Rows are flushed every ``flush_every`` frames so a crash keeps what was tracked;
     results.json appears (atomically) only when ``close`` is called with the summary.
+
+    ``staged`` (re-analysis into a folder that may hold earlier results): the CSVs are written
+    under temporary names and moved into place only by a complete ``close``, so an interrupted
+    run leaves the earlier results whole; the earlier report.html, out of date, is removed.
+    Unstaged (a new recording's folder) the rows are in place as they come, for a crash to keep.
     """
 
     def __init__(
@@ -835,19 +900,33 @@ class AnalysisWriter:
         fps: float,
         frame_shape: tuple[int, ...],
         flush_every: int = 50,
+        staged: bool = False,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.source_name, self.fps, self.frame_shape = source_name, float(fps), tuple(frame_shape)
         self.n_frames = 0
         self._flush_every = flush_every
+        self.staged = staged
+        if self.out_dir.is_symlink():
+            raise ValueError(
+                f"{self.out_dir}: is a symbolic link; tfll never writes through one (remove it)"
+            )
+        for name in ANALYSIS_FILES:
+            check_output(self.out_dir / name, force=True)  # refuses links only
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # a results.json of an earlier run must not sit beside this run's frames.csv
-        (self.out_dir / "results.json").unlink(missing_ok=True)
-        self._csv_file = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+        # (where the rows go, where they belong): the same path unless staged
+        self._paths = tuple(
+            (_temp_beside(self.out_dir / name) if staged else self.out_dir / name, name)
+            for name in ("frames.csv", "tracks.csv")
+        )
+        if not staged:
+            # a results.json of an earlier run must not sit beside this run's frames.csv
+            (self.out_dir / "results.json").unlink(missing_ok=True)
+        self._csv_file = open(self._paths[0][0], "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self._csv.writerow(FRAME_COLUMNS)
         # the tracked features, for inspecting a recording frame by frame (napari reader)
-        self._tracks_file = open(self.out_dir / "tracks.csv", "w", encoding="utf-8")  # noqa: SIM115
+        self._tracks_file = open(self._paths[1][0], "w", encoding="utf-8")  # noqa: SIM115
         self._tracks_file.write("frame,point_id,x_px,y_px,dy_px\n")
 
     @property
@@ -892,8 +971,7 @@ class AnalysisWriter:
         """Drop the rows of frames ``n`` and later (frames a recording could not keep)."""
         for f in (self._csv_file, self._tracks_file):
             f.flush()
-        for name in ("frames.csv", "tracks.csv"):
-            path = self.out_dir / name
+        for path, _ in self._paths:
             with open(path, encoding="utf-8") as fh:
                 lines = fh.readlines()
             kept = lines[:1] + [x for x in lines[1:] if int(x.split(",", 1)[0]) < n]
@@ -938,11 +1016,19 @@ class AnalysisWriter:
             except OSError:
                 logging.getLogger(__name__).warning("%s: tracks.csv is incomplete", self.out_dir)
         if summary is None:
+            if self.staged:  # interrupted: the earlier results stay as they were
+                for path, _ in self._paths:
+                    path.unlink(missing_ok=True)
             return
         doc = _json_safe(self.results(summary, extra))
-        tmp = self.out_dir / "results.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out_dir / "results.json")
+        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+        with replacing(self.out_dir / "results.json") as tmp:
+            with open(tmp, "x", encoding="utf-8") as fh:
+                fh.write(text)
+            if self.staged:  # everything written: swap the new files in together
+                for path, name in self._paths:
+                    os.replace(path, self.out_dir / name)
+                (self.out_dir / "report.html").unlink(missing_ok=True)  # of the earlier results
 
     def __enter__(self) -> AnalysisWriter:
         return self

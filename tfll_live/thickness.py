@@ -209,10 +209,10 @@ class Calibration:
         )  # type: ignore[arg-type]
 
     def save(self, path: str | Path) -> Path:
-        """Write the calibration as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        return path
+        """Write the calibration as JSON, whole or not at all (a cut-short write keeps the old)."""
+        from .io import write_text_replacing
+
+        return write_text_replacing(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import threading
 from datetime import datetime, timezone
@@ -69,7 +70,8 @@ def free_path(path: str | Path, fmt: Format) -> Path:
     stem, suffix = stream_stem(p), p.name[len(stream_stem(p)) :]
     k = 0
     candidate = p
-    while candidate.exists() or analysis_dir_for(candidate).exists():
+    # lexists: a link, even a dangling one, takes the name (a recording never writes through it)
+    while os.path.lexists(candidate) or os.path.lexists(analysis_dir_for(candidate)):
         k += 1
         candidate = p.with_name(f"{stem}-{k}{suffix}")
     return candidate
