@@ -80,7 +80,10 @@ def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
     assert f"recorded {doc['n_frames']} frames" in summary
 
 
-def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
+@pytest.mark.parametrize(("sig", "how"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"),
+                                         (signal.SIGHUP, "SIGHUP")])
+def test_ctrl_c_sigterm_and_sighup_stop_cleanly_and_finalise_the_recording(tmp_path, small_cfg,
+                                                                          sig, how):
     proc = subprocess.Popen([sys.executable, "-m", "tfll_live.cli", "live", "--config",
                              str(small_cfg), "--record", "take", "--format", "ome-tiff"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
@@ -93,7 +96,7 @@ def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -102,7 +105,7 @@ def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith("live (stopped by Ctrl-C):")
+    assert summary.startswith(f"live (stopped by {how}):")
     doc = read_results(tmp_path / "take.tfll")
     assert doc["n_frames"] >= 80 and "incomplete" not in doc
     with open_stream(tmp_path / "take.ome.tif") as src:  # OME-XML written: rate and times

@@ -100,3 +100,23 @@ def test_an_interrupted_first_analysis_leaves_no_partial_results(stream):
     with pytest.raises(KeyboardInterrupt):
         analyze(stream, progress=interrupt)
     assert list((stream.parent / "eye.tfll").iterdir()) == []
+
+
+# -- item 3: SIGTERM and SIGHUP finish `tfll live` as Ctrl-C does (end to end in
+# test_acquisition_cli.py); the handlers are the live session's only
+
+
+def test_stop_signals_raise_keyboard_interrupt_inside_and_are_restored_after():
+    import os
+    import signal
+    import time
+
+    from tfll_live.acquisition.live import stop_signals
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    caught: list[str] = []
+    with pytest.raises(KeyboardInterrupt), stop_signals(caught):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # not reached: the handler raises as soon as os.kill returns
+    assert caught == ["SIGTERM"]
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -3,18 +3,23 @@
 A one-line status on stderr is redrawn a few times a second (frames acquired, recorded, lost
 in the camera's buffer and tracked, eye state, current tau; a line every few seconds when
 stderr is not a terminal), frames lost are reported on a line of their own as soon as it
-happens, and a summary is printed at the end. Ctrl-C (SIGINT) stops acquisition cleanly and
-finalises the recording.
+happens, and a summary is printed at the end. Ctrl-C (SIGINT), SIGTERM (a service manager,
+``timeout``, ``kill``) and SIGHUP (the terminal closed) stop acquisition cleanly and finalise
+the recording.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from tfll_live.synth import SynthConfig
@@ -81,12 +86,52 @@ def status_text(stats: CaptureStats, recording: Path | None) -> str:
     )
 
 
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals that end ``tfll live`` as Ctrl-C does (those a platform lacks are skipped)."""
+
+
+@contextmanager
+def stop_signals(caught: list[str]) -> Iterator[None]:
+    """Make SIGTERM and SIGHUP raise KeyboardInterrupt while inside, as SIGINT does.
+
+    Their default action kills the process at once: no results.json, a TIFF without its
+    OME metadata. Raised in the main thread, they take Ctrl-C's path, which finalises the
+    recording. Their names go to ``caught``; the previous handlers are restored on leaving.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (and receives the signals)
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_live(args: argparse.Namespace) -> int:
     """Run ``tfll live`` with parsed arguments; returns the exit status.
 
     Bad input (configuration, replay file, output path) raises ValueError/OSError with a
-    one-line message, which ``tfll`` prints as ``tfll: error: ...``.
+    one-line message, which ``tfll`` prints as ``tfll: error: ...``. SIGTERM and SIGHUP
+    finish as Ctrl-C does (``stop_signals``).
     """
+    caught: list[str] = []
+    with stop_signals(caught):
+        return _run_live(args, caught)
+
+
+def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
+    """``run_live``'s body; ``caught`` names the stop signal received, if any."""
     from tfll_live.thickness import checked_calibration
 
     # before the camera starts: a bad calibration file is refused with nothing to undo
@@ -163,7 +208,7 @@ def run_live(args: argparse.Namespace) -> int:
         status.show(stats, None, force=True)
         status.finish()
     how = (
-        "stopped by Ctrl-C"
+        f"stopped by {caught[0] if caught else 'Ctrl-C'}"
         if interrupted
         else "failed"
         if stats.state is LoopState.FAILED
