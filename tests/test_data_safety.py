@@ -120,3 +120,145 @@ def test_stop_signals_raise_keyboard_interrupt_inside_and_are_restored_after():
         time.sleep(5)  # not reached: the handler raises as soon as os.kill returns
     assert caught == ["SIGTERM"]
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# -- item 7: the report escapes whatever a results.json holds, and refuses malformed ones -------
+
+INJECTED = "<x-injected"
+
+
+def _kinetics() -> dict:
+    return {
+        "model": "a*exp(-b*t)+c",
+        "tau_s": 0.8,
+        "spread_time_s": 1.8,
+        "spread_censored": False,
+        "initial_velocity_px_s": 37.0,
+        "amplitude_px": 30.0,
+        "drift_px_s": 0.0,
+        "delta_bic": -3.0,
+        "duration_s": 5.0,
+        "fits": {"paper": {"a": 30, "b": 1.25, "c": -30, "d": 0}, "drift": None},
+    }
+
+
+@pytest.fixture(scope="module")
+def results_folder(tmp_path_factory) -> tuple[Path, dict]:
+    """A report-ready folder whose results.json has every kind of field the report shows."""
+    import json
+
+    from test_report import make_results
+
+    folder = tmp_path_factory.mktemp("crafted") / "x.tfll"
+    doc = make_results(folder, n_intervals=2)
+    doc["intervals"][0]["kinetics"] = _kinetics()
+    doc["thickness"] = {
+        "available": True,
+        "calibration": {
+            "file": "/cal/c.tfllcal.json",
+            "source": "chart",
+            "gain": [1.2, 1.0, 0.8],
+            "offset": [12.0, 10.0, 14.0],
+            "film_gain": 180.0,
+        },
+    }
+    doc["timestamps"] = "file"
+    doc["incomplete"] = {"reason": "cut short", "frames_read": doc["n_frames"]}
+    (folder / "results.json").write_text(json.dumps(doc))
+    return folder, doc
+
+
+def _places(v: object, path: tuple = ()) -> list[tuple]:
+    """Every value and every key in a JSON document, as paths (a key: its path + ("<key>",))."""
+    if isinstance(v, dict):
+        out = []
+        for k, x in v.items():
+            out += [(*path, k, "<key>"), *_places(x, (*path, k))]
+        return out
+    if isinstance(v, list):
+        return [p for i, x in enumerate(v) for p in _places(x, (*path, i))] + [path]
+    return [path]
+
+
+def _put(doc: object, place: tuple, text: str) -> None:
+    *parents, last = place
+    if last == "<key>":
+        *parents, key = parents
+        for p in parents:
+            doc = doc[p]  # type: ignore[index]
+        doc[text] = doc.pop(key)  # type: ignore[union-attr]
+        return
+    for p in parents:
+        doc = doc[p]  # type: ignore[index]
+    doc[last] = text  # type: ignore[index]
+
+
+def test_the_issue_s_crafted_frame_shape_is_refused_in_one_line(results_folder, capsys):
+    import json
+
+    folder, doc = results_folder
+    crafted = folder.parent / "shape.tfll"
+    crafted.mkdir()
+    (crafted / "results.json").write_text(
+        json.dumps({**doc, "frame_shape": ["<script>alert(1)</script>", 640]})
+    )
+    code, _, err = _run(capsys, "report", crafted)
+    _one_line_error(code, err, "results.json", "malformed", "frame_shape")
+    assert not (crafted / "report.html").exists()
+
+
+def test_table_cells_from_the_file_are_escaped(results_folder):
+    import json
+
+    from tfll_live.report import build_report
+
+    folder, doc = results_folder
+    crafted = folder.parent / "cells.tfll"
+    crafted.mkdir()
+    (crafted / "frames.csv").write_bytes((folder / "frames.csv").read_bytes())
+    tracker = {"<script>k</script>": "<script>v</script>"}
+    timestamps = "<img src=x onerror=alert(1)>"
+    (crafted / "results.json").write_text(
+        json.dumps({**doc, "tracker": tracker, "timestamps": timestamps})
+    )
+    page = build_report(crafted)
+    assert "<script" not in page and "<img" not in page
+    assert "&lt;script&gt;v&lt;/script&gt;" in page
+
+
+def _report_or_refusal(folder: Path, doc: dict) -> str | None:
+    import json
+
+    from tfll_live.io import StreamError
+    from tfll_live.report import build_report
+
+    (folder / "results.json").write_text(json.dumps(doc))
+    try:
+        return build_report(folder)
+    except StreamError as e:
+        assert "\n" not in str(e)
+        return None
+
+
+try:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+except ImportError:  # the test extra installs it
+    given = None
+
+
+if given is not None:
+
+    @settings(
+        max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(data=st.data(), text=st.text(max_size=12))
+    def test_no_string_in_results_json_reaches_the_report_as_markup(results_folder, data, text):
+        import copy
+
+        folder, doc = results_folder
+        doc = copy.deepcopy(doc)
+        place = data.draw(st.sampled_from(_places(doc)))
+        _put(doc, place, f"{INJECTED}{text}>")
+        page = _report_or_refusal(folder, doc)
+        assert page is None or INJECTED not in page, place
