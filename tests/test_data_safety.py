@@ -257,8 +257,83 @@ if given is not None:
         import copy
 
         folder, doc = results_folder
+        mine = folder.parent / "property.tfll"  # the shared folder's results.json stays valid
+        if not mine.exists():
+            mine.mkdir()
+            (mine / "frames.csv").write_bytes((folder / "frames.csv").read_bytes())
         doc = copy.deepcopy(doc)
         place = data.draw(st.sampled_from(_places(doc)))
         _put(doc, place, f"{INJECTED}{text}>")
-        page = _report_or_refusal(folder, doc)
+        page = _report_or_refusal(mine, doc)
         assert page is None or INJECTED not in page, place
+
+
+# -- item 8: outputs never write through a symbolic link ----------------------------------------
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_analyze_refuses_an_output_file_that_is_a_link(stream, tmp_path, capsys, force):
+    elsewhere = tmp_path / "precious.txt"
+    elsewhere.write_text("precious")
+    out = tmp_path / "eye.tfll"
+    out.mkdir()
+    (out / "frames.csv").symlink_to(elsewhere)
+    code, _, err = _run(capsys, "analyze", stream, *(["--force"] if force else []))
+    _one_line_error(code, err, str(out / "frames.csv"), "symbolic link")
+    assert elsewhere.read_text() == "precious"
+
+
+def test_analyze_refuses_an_output_folder_that_is_a_link(stream, tmp_path, capsys):
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "eye.tfll").symlink_to(target)
+    code, _, err = _run(capsys, "analyze", stream, "--force")
+    _one_line_error(code, err, "eye.tfll", "symbolic link")
+    assert list(target.iterdir()) == []
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_synth_refuses_a_link_even_when_forced(tmp_path, capsys, dangling):
+    elsewhere = tmp_path / "precious.ome.tif"
+    if not dangling:
+        elsewhere.write_bytes(b"precious")
+    link = tmp_path / "s.ome.tif"
+    link.symlink_to(elsewhere)
+    code, _, err = _run(capsys, "synth", link, "--frames", 20, "--force")
+    _one_line_error(code, err, str(link), "symbolic link")
+    assert (elsewhere.read_bytes() == b"precious") if not dangling else not elsewhere.exists()
+
+
+def test_calibrate_refuses_a_link_even_when_forced(tmp_path, capsys):
+    from test_calibrate_cli import write_reference
+
+    ref = write_reference(tmp_path / "ref.tif", 120.0)
+    elsewhere = tmp_path / "precious.json"
+    elsewhere.write_text("precious")
+    link = tmp_path / "cal.json"
+    link.symlink_to(elsewhere)
+    code, _, err = _run(capsys, "calibrate", ref, "--thickness", 120, "--out", link, "--force")
+    _one_line_error(code, err, str(link), "symbolic link")
+    assert elsewhere.read_text() == "precious"
+
+
+def test_report_refuses_a_link(results_folder, tmp_path, capsys):
+    folder, _ = results_folder
+    elsewhere = tmp_path / "precious.html"
+    elsewhere.write_text("precious")
+    link = tmp_path / "r.html"
+    link.symlink_to(elsewhere)
+    code, _, err = _run(capsys, "report", folder, "--out", link)
+    _one_line_error(code, err, str(link), "symbolic link")
+    assert elsewhere.read_text() == "precious"
+
+
+@pytest.mark.parametrize("fmt", ["ome-zarr", "ome-tiff"])
+def test_a_recording_never_takes_the_name_of_a_dangling_link(tmp_path, fmt):
+    from tfll_live.acquisition.recorder import FORMATS, Recording
+
+    target = tmp_path / "elsewhere"
+    (tmp_path / f"rec{FORMATS[fmt]}").symlink_to(target)
+    rec = Recording.create(tmp_path / "rec", fmt)  # type: ignore[arg-type]
+    rec.close(None)
+    assert rec.path.name == f"rec-1{FORMATS[fmt]}" and not target.exists()

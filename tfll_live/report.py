@@ -24,7 +24,14 @@ import numpy as np
 
 from . import __version__
 from .blinkstats import BlinkStats, blink_stats
-from .io import StreamError, one_line, read_frames_csv, read_results, write_text_replacing
+from .io import (
+    StreamError,
+    check_output,
+    one_line,
+    read_frames_csv,
+    read_results,
+    write_text_replacing,
+)
 from .kinetics import (
     MIN_CHOICE_S,
     SMOOTH_FRACTION,
@@ -441,6 +448,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     """Write the report (default ``RESULTS_DIR/report.html``) and return its path."""
     page = build_report(results_dir)
     path = Path(out) if out is not None else Path(results_dir) / "report.html"
+    check_output(path, force=True)  # a link is refused; the report itself is rebuilt freely
     return write_text_replacing(path, page)
 
 
