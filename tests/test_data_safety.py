@@ -337,3 +337,118 @@ def test_a_recording_never_takes_the_name_of_a_dangling_link(tmp_path, fmt):
     rec = Recording.create(tmp_path / "rec", fmt)  # type: ignore[arg-type]
     rec.close(None)
     assert rec.path.name == f"rec-1{FORMATS[fmt]}" and not target.exists()
+
+
+# -- items 4 and 5: missing or damaged Zarr chunks are lost frames, named, not black ones -------
+
+NZ = 60
+
+
+@pytest.fixture
+def zarr_recording(tmp_path) -> Path:
+    """A tfll OME-Zarr recording (one chunk file per frame) of a synthetic eye."""
+    from tfll_live.acquisition.recorder import Recording
+
+    stream = SyntheticStream(SynthConfig(height=H, width=W, n_frames=NZ, seed=1))
+    rec = Recording.create(tmp_path / "rec", "ome-zarr", {"fps": 45.0})
+    for i in range(NZ):
+        rec.write(stream.render(i), i / 45.0, {})
+    assert rec.close(None) is None
+    return rec.path
+
+
+def _chunk(rec: Path, i: int) -> Path:
+    path = rec / "0" / "0" / f"c.{i}.0.0.0"
+    assert path.is_file()
+    return path
+
+
+def test_missing_zarr_chunks_are_named_and_the_rest_analysed(zarr_recording, capsys):
+    import csv
+
+    from tfll_live.io import StreamError, open_stream
+
+    for i in (5, 17):
+        _chunk(zarr_recording, i).unlink()
+    out = zarr_recording.parent / "again.tfll"
+    code, _, err = _run(capsys, "analyze", zarr_recording, "--out", out)
+    assert code == 0, err
+    warning = [line for line in err.splitlines() if line.strip()]
+    assert len(warning) == 1 and "2 frame(s) missing" in warning[0] and "(5, 17:" in warning[0]
+    doc = read_results(out)
+    assert doc["n_frames"] == NZ
+    assert doc["lost_frames"] == {
+        "count": 2,
+        "frames": [5, 17],
+        "reasons": ["its chunk file is missing"],
+    }
+    with open(out / "frames.csv", newline="") as fh:
+        states = {int(r["frame"]): r["state"] for r in csv.DictReader(fh)}
+    assert states[5] == states[17] == "untracked" and states[6] != "untracked"
+    # read frame by frame, a lost frame is refused by name, never handed over as a black one
+    with open_stream(zarr_recording) as src:
+        with pytest.raises(StreamError, match="frame 5 is missing"):
+            src.read(5)
+        with pytest.raises(StreamError, match=r"frame 5 is lost \(its chunk file is missing\)"):
+            list(src)
+
+
+def test_a_zarr_recording_without_any_chunk_is_refused(zarr_recording, capsys):
+    for path in (zarr_recording / "0" / "0").glob("c.*"):
+        path.unlink()
+    code, _, err = _run(capsys, "analyze", zarr_recording, "--out", zarr_recording.parent / "o")
+    _one_line_error(code, err, str(zarr_recording), "no frame data", f"{NZ} frames")
+
+
+def test_an_inflated_zarr_shape_reads_the_frames_there_are_and_says_so(zarr_recording, capsys):
+    import json
+
+    meta_path = zarr_recording / "0" / "0" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["shape"][0] = 100000
+    meta_path.write_text(json.dumps(meta))
+    out = zarr_recording.parent / "o"
+    code, _, err = _run(capsys, "analyze", zarr_recording, "--out", out)
+    _one_line_error(code, err, "100000 frames", f"end after frame {NZ - 1}")
+    doc = read_results(out)
+    assert doc["n_frames"] == NZ and "100000" in doc["incomplete"]["reason"]
+
+
+def test_one_damaged_chunk_of_a_zarr_v2_store_costs_only_its_frame(tmp_path, capfd):
+    import numpy as np
+    import zarr
+
+    stream = SyntheticStream(SynthConfig(height=H, width=W, n_frames=NZ, seed=1))
+    path = tmp_path / "v2.ome.zarr"
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+    g.create_array("0", shape=(NZ, H, W, 3), chunks=(1, H, W, 3), dtype="uint8")[:] = np.stack(
+        [stream.render(i) for i in range(NZ)]
+    )
+    g.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "axes": [
+                {"name": "t", "type": "time", "unit": "second"},
+                {"name": "y", "type": "space"},
+                {"name": "x", "type": "space"},
+                {"name": "c", "type": "channel"},
+            ],
+            "datasets": [
+                {
+                    "path": "0",
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": [1 / 45.0, 1.0, 1.0, 1.0]}
+                    ],
+                }
+            ],
+        }
+    ]
+    chunk = path / "0" / "7.0.0.0"
+    chunk.write_bytes(np.random.default_rng(0).bytes(chunk.stat().st_size))
+    code = main(["analyze", str(path)])
+    _, err = capfd.readouterr()
+    assert code == 0, err
+    assert "Task was destroyed" not in err
+    doc = read_results(tmp_path / "v2.tfll")
+    assert doc["n_frames"] == NZ and doc["lost_frames"]["frames"] == [7]
+    assert "damaged" in doc["lost_frames"]["reasons"][0]

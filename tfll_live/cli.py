@@ -171,8 +171,26 @@ def run_analyze(args: argparse.Namespace) -> int:
     finally:
         progress.finish()
     elapsed = time.monotonic() - progress.start
-    print(summary_line(read_results(out_dir), elapsed, out_dir))
+    results = read_results(out_dir)
+    lost = lost_frames_line(results)
+    if lost:
+        print(f"tfll: warning: {lost}", file=sys.stderr)
+    print(summary_line(results, elapsed, out_dir))
     return EXIT_OK
+
+
+def lost_frames_line(results: dict[str, Any]) -> str | None:
+    """Name the frames missing or damaged in the file, in one line (None when there are none)."""
+    lost = results.get("lost_frames") or {}
+    if not lost.get("count"):
+        return None
+    frames = lost.get("frames", [])
+    shown = ", ".join(str(f) for f in frames[:10]) + (", ..." if lost["count"] > 10 else "")
+    return (
+        f"{results['source']}: {lost['count']} frame(s) missing or damaged in the file "
+        f"({shown}: {'; '.join(lost.get('reasons', []))}); the other frames were analysed, "
+        "and tracking started over after each gap"
+    )
 
 
 def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> str:

@@ -114,6 +114,18 @@ class Tracker:
             self._blink_start = None
         return self.summary()
 
+    def gap(self, t: float, reason: str) -> FrameResult:
+        """Account for a frame the stream lost (missing or damaged in its file) at time ``t``.
+
+        The frame keeps its number, so later frames keep theirs, and tracking starts over
+        after it as after a bad frame: nothing is measured across a hole in the data.
+        """
+        i = self._frame
+        self._frame += 1
+        if self._t0 is None:
+            self._t0 = float(t)
+        return self._reset_mid_stream(i, float(t) - self._t0, reason, self._shape or ())
+
     def push(self, frame: np.ndarray, t: float) -> FrameResult:
         """Track one frame taken at time ``t`` (seconds, any origin, increasing)."""
         check_frame(frame)
