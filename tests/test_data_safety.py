@@ -452,3 +452,35 @@ def test_one_damaged_chunk_of_a_zarr_v2_store_costs_only_its_frame(tmp_path, cap
     doc = read_results(tmp_path / "v2.tfll")
     assert doc["n_frames"] == NZ and doc["lost_frames"]["frames"] == [7]
     assert "damaged" in doc["lost_frames"]["reasons"][0]
+
+
+# -- item 9: physically impossible calibrations are refused in one line -------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"offset": [-1e9, 0, 0]}, "black level"),
+        ({"gain": [1e300, 1, 1]}, "gains"),
+        ({"gain": [1e-9, 1, 1]}, "gains"),
+        ({"film_gain": 1e300}, "film_gain"),
+    ],
+)
+def test_impossible_calibrations_are_refused_in_one_line(stream, tmp_path, capsys, change, needle):
+    import json
+
+    cal = tmp_path / "bad.tfllcal.json"
+    cal.write_text(
+        json.dumps(
+            {
+                "schema": "tfll-calibration/1",
+                "gain": [1.0, 1.0, 1.0],
+                "offset": [10.0, 10.0, 10.0],
+                "film_gain": 180.0,
+                **change,
+            }
+        )
+    )
+    code, _, err = _run(capsys, "analyze", stream, "--calibration", cal)
+    _one_line_error(code, err, str(cal), needle)
+    assert not (stream.parent / "eye.tfll").exists()
