@@ -31,6 +31,7 @@ from .recorder import analysis_dir_for, disk_size, with_format_suffix
 from .status import counts_text, eye_word, lost_text
 
 EXIT_OK, EXIT_FAILED = 0, 1
+DISK_WARN_MINUTES = 5.0  # warn (once) when the disk holds less recording than this
 
 
 class StatusLine:
@@ -169,6 +170,7 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
     loop.events.frames_lost.connect(lambda n, total: losses.append((n, total)))
 
     status = StatusLine()
+    n_said = 0  # errors printed so far
     interrupted = ended_by_itself = False
     recording: Path | None = None
     if args.record is not None:  # armed before the start: the recording has every frame
@@ -190,11 +192,24 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
         raise
     try:
         deadline = None if args.duration is None else time.monotonic() + args.duration
+        next_disk_check, disk_warned = time.monotonic() + 1.0, False
         while not ended.is_set() and (deadline is None or time.monotonic() < deadline):
             stats = loop.stats
             while losses:
                 n, total = losses.pop(0)
                 status.say(f"tfll: warning: {lost_text(n, total, stats.elapsed_s)}")
+            while len(errors) > n_said:  # at once: a recording that stopped must not wait
+                status.say(f"tfll: error: {errors[n_said]}")
+                n_said += 1
+            if not disk_warned and time.monotonic() > next_disk_check:
+                next_disk_check = time.monotonic() + 1.0
+                left = loop.recording_minutes_left()
+                if left is not None and left < DISK_WARN_MINUTES:
+                    disk_warned = True
+                    status.say(
+                        f"tfll: warning: the disk holds about {left:.1f} more minutes of "
+                        "recording at this rate; the recording stops before it is full"
+                    )
             status.show(stats, recording if loop.is_recording else None)
             ended.wait(0.05)
         ended_by_itself = ended.is_set()
@@ -217,7 +232,7 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
         else "duration reached"
     )
     print(_summary(stats, n_blinks[0], taus, recording, how))
-    for err in errors:
+    for err in errors[n_said:]:
         print(f"tfll: error: {err}", file=sys.stderr)
     return EXIT_FAILED if errors or record_errors else EXIT_OK
 
