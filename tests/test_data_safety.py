@@ -484,3 +484,58 @@ def test_impossible_calibrations_are_refused_in_one_line(stream, tmp_path, capsy
     code, _, err = _run(capsys, "analyze", stream, "--calibration", cal)
     _one_line_error(code, err, str(cal), needle)
     assert not (stream.parent / "eye.tfll").exists()
+
+
+# -- item 6: float frames by their own range: an offset or negative values change nothing -------
+
+
+def _track(frames, fps: float):
+    from tfll_live.tracking import Tracker
+
+    tracker = Tracker()
+    for i, f in enumerate(frames):
+        tracker.push(f, i / fps)
+    return tracker.finish()
+
+
+def test_float_luminance_follows_the_stack_s_own_range_not_its_zero():
+    """An offset or a sign change of float data maps to the same 8-bit luminance."""
+    import numpy as np
+
+    from tfll_live.tracking.frame import Luminance
+
+    stream = SyntheticStream(SynthConfig(height=120, width=160, n_frames=60, seed=3))
+    first, later = (stream.render(i).astype(np.float32) / 255 for i in (0, 50))
+    plain = Luminance()
+    want = [plain(first).astype(int), plain(later).astype(int)]
+    for name, shift in {"offset": 1000.0, "negative": -0.5}.items():
+        lum = Luminance()
+        got = [lum(first + shift).astype(int), lum(later + shift).astype(int)]
+        for g, w in zip(got, want, strict=True):
+            assert np.abs(g - w).max() <= 1, name
+
+
+def test_float_frames_keep_their_blinks_whatever_their_offset_sign_or_precision():
+    import numpy as np
+
+    cfg = SynthConfig(height=120, width=160, n_frames=400, seed=3)
+    stream = SyntheticStream(cfg)
+    base = [stream.render(i).astype(np.float32) / 255 for i in range(cfg.n_frames)]
+    plain = [(b.start_frame, b.end_frame) for b in _track(base, cfg.fps).blinks]
+    assert len(plain) == 2
+    for name, frames in {
+        "offset": [f + 1000.0 for f in base],
+        "negative": [f - 0.5 for f in base],
+        "float64 RGB": [f.astype(np.float64) for f in base],
+    }.items():
+        got = [(b.start_frame, b.end_frame) for b in _track(frames, cfg.fps).blinks]
+        assert got == plain, name
+
+
+def test_float_frames_with_negative_values_give_no_thickness_and_say_why():
+    import numpy as np
+
+    cfg = SynthConfig(height=120, width=160, n_frames=120, seed=3)
+    stream = SyntheticStream(cfg)
+    summary = _track([stream.render(i).astype(np.float32) / 255 - 0.5 for i in range(120)], cfg.fps)
+    assert "negative values" in summary.thickness["reason"]

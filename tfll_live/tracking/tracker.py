@@ -398,6 +398,13 @@ class Tracker:
             else (np.hypot(xs - iris.x_px, ys - iris.y_px) > iris.r_px).astype(np.int8)
         )
         pixels = frame[ys, xs] if frame.ndim == 3 else frame[ys, xs, None]
+        if frame.dtype.kind == "f" and pixels.size and float(pixels.min()) < 0:
+            # colour to thickness compares light intensities; a negative one is not light
+            self._no_thickness = (
+                "float frames with negative values: lipid thickness needs light intensities "
+                "(>= 0), as a camera gives"
+            )
+            return None
         try:
             value = self._thickness.push(pixels, groups)
         except ThicknessUnavailable as e:
