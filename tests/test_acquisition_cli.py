@@ -80,7 +80,10 @@ def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
     assert f"recorded {doc['n_frames']} frames" in summary
 
 
-def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
+@pytest.mark.parametrize(("sig", "how"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"),
+                                         (signal.SIGHUP, "SIGHUP")])
+def test_ctrl_c_sigterm_and_sighup_stop_cleanly_and_finalise_the_recording(tmp_path, small_cfg,
+                                                                          sig, how):
     proc = subprocess.Popen([sys.executable, "-m", "tfll_live.cli", "live", "--config",
                              str(small_cfg), "--record", "take", "--format", "ome-tiff"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
@@ -93,7 +96,7 @@ def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
@@ -102,7 +105,7 @@ def test_ctrl_c_stops_cleanly_and_finalises_the_recording(tmp_path, small_cfg):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith("live (stopped by Ctrl-C):")
+    assert summary.startswith(f"live (stopped by {how}):")
     doc = read_results(tmp_path / "take.tfll")
     assert doc["n_frames"] >= 80 and "incomplete" not in doc
     with open_stream(tmp_path / "take.ome.tif") as src:  # OME-XML written: rate and times
@@ -177,3 +180,44 @@ def test_camera_failure_mid_run_exits_nonzero_with_the_reason(tmp_path):
     assert "truncated" in doc["incomplete"]["reason"] and 20 < doc["n_frames"] < 40
     last = (tmp_path / "rec.tfll" / "camera_frames.jsonl").read_text().splitlines()[-1]
     assert json.loads(last)["frame"] == doc["n_frames"] - 1
+
+
+def _can_mount_private_tmpfs() -> bool:
+    import shutil
+
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _can_mount_private_tmpfs(),
+                    reason="cannot mount a tmpfs in a private mount namespace here")
+def test_a_filling_disk_is_warned_of_and_stops_the_recording_at_once(tmp_path, small_cfg):
+    """64 MB of disk: a warning while there is room, the stop said as it happens."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    cmd = (f'mount -t tmpfs -o size=64m tmpfs "{disk}" && cd "{disk}" && exec "{sys.executable}" '
+           f'-m tfll_live.cli live --config "{small_cfg}" --record take --duration 60')
+    proc = subprocess.Popen(["unshare", "-m", "sh", "-c", cmd], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the status line goes here too (not a terminal: a line each)
+            said.append(line.strip())
+            if line.startswith("tfll: error:"):
+                break
+        assert proc.poll() is None, said  # said while the session goes on
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    warnings = [x for x in said if x.startswith("tfll: warning: the disk holds about")]
+    assert len(warnings) == 1, said
+    error = said[-1]
+    assert "recording stopped:" in error and "disk full" in error and "MB short of full" in error
+    assert "stopped by Ctrl-C" in out

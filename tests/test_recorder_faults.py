@@ -60,6 +60,16 @@ if len(sys.argv) > 5:  # read back here (a private tmpfs vanishes with this proc
     from tfll_live.io import open_stream
     with open_stream(path, fps=200.0) as src:
         report["readback"] = {"n_frames": src.n_frames, "decoded": sum(1 for _ in src)}
+    from pathlib import Path
+    from tfll_live.acquisition.recorder import analysis_dir_for
+    a = analysis_dir_for(path)
+    results = a / "results.json"
+    report["analysis"] = {
+        "n_frames": json.loads(results.read_text())["n_frames"] if results.exists() else None,
+        "csv_rows": len((a / "frames.csv").read_text().splitlines()) - 1,
+    }
+    if fmt == "ome-zarr":  # chunk files, a partial one included
+        report["chunk_files"] = len(list(Path(path, "0", "0").glob("c.*")))
 print(json.dumps(report), flush=True)
 """
 
@@ -202,3 +212,7 @@ def test_full_disk_stops_recording_with_a_message_and_tracking_goes_on(tmp_path,
     recorded = final["final"]["recorded"]
     assert recorded >= 10
     assert final["readback"]["decoded"] == final["readback"]["n_frames"] >= recorded
+    # the analysis of every recorded frame is written, and no half-written chunk is left
+    assert final["analysis"] == {"n_frames": recorded, "csv_rows": recorded}
+    if fmt == "ome-zarr":
+        assert final["chunk_files"] == recorded

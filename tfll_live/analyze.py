@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from .io import AnalysisWriter, FrameSource, StreamError, open_stream, stream_stem
+from .io import (
+    ANALYSIS_FILES,
+    AnalysisWriter,
+    FrameSource,
+    StreamError,
+    check_output,
+    open_stream,
+    stream_stem,
+)
 from .tracking import FrameResult, Tracker, TrackerConfig
 
 Progress = Callable[[int, int | None], None]
@@ -22,14 +30,20 @@ Progress = Callable[[int, int | None], None]
 MAX_RESET_EVENTS = 100  # resets listed in results.json; the count is always exact
 
 
-def timed_frames(source: FrameSource) -> Iterator[tuple[np.ndarray, float]]:
-    """Frames of ``source`` with their time in seconds since the first frame."""
-    for i, frame in enumerate(source):
+MAX_LOST_LISTED = 100  # lost frames listed in results.json; the count is always exact
+
+
+def timed_frames(source: FrameSource) -> Iterator[tuple[np.ndarray | str, float]]:
+    """Frames of ``source`` with their time in seconds since the first frame.
+
+    A frame missing or damaged in the file comes as the reason (a str) instead of pixels.
+    """
+    for i, frame in source.indexed():
         yield frame, source.frame_time(i)
 
 
 def track_stream(
-    frames_with_times: Iterable[tuple[np.ndarray, float]],
+    frames_with_times: Iterable[tuple[np.ndarray | str, float]],
     tracker: Tracker,
     name: str | Path = "stream",
 ) -> Iterator[FrameResult]:
@@ -37,8 +51,12 @@ def track_stream(
 
     A frame the tracker refuses outright (its ValueError) becomes a StreamError naming the
     stream and the frame; frames it can take but not track are its business (it resets).
+    A lost frame (a reason instead of pixels) is a gap the tracker starts over after.
     """
     for i, (frame, t_s) in enumerate(frames_with_times):
+        if isinstance(frame, str):
+            yield tracker.gap(t_s, f"frame lost: {frame}")
+            continue
         try:
             result = tracker.push(frame, t_s)
         except StreamError:
@@ -54,30 +72,61 @@ def default_out_dir(path: str | Path) -> Path:
     return p.parent / f"{stream_stem(p)}.tfll"
 
 
+def check_earlier_analysis(out_dir: Path, force: bool) -> None:
+    """Refuse an output folder that is a file or a link, or holds results, unless ``force``."""
+    check_output(out_dir, force=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a folder: pass --out another folder")
+    for name in ANALYSIS_FILES:
+        check_output(out_dir / name, force=True)
+    if not force and any((out_dir / name).exists() for name in ANALYSIS_FILES):
+        raise ValueError(
+            f"{out_dir} holds an earlier analysis: pass --force to replace it (only once the "
+            "new one is complete), or --out another folder"
+        )
+
+
 def analyze(
     path: str | Path,
     out: str | Path | None = None,
     fps: float | None = None,
     config: TrackerConfig | None = None,
     progress: Progress | None = None,
+    force: bool = False,
 ) -> Path:
     """Track a recorded stream and write its results.json and frames.csv; returns the directory.
 
     A stream cut short (truncated file, video ending early) is analysed up to its last intact
     frame, written out with an ``incomplete`` note, and then reported as a StreamError.
+    An earlier analysis in the output folder (a live session's, say) is replaced only with
+    ``force``, and then only once the new one is complete.
     """
     config = config or TrackerConfig()
     out_dir = Path(out) if out is not None else default_out_dir(path)
+    check_earlier_analysis(out_dir, force)
     with open_stream(path, fps) as source:
         tracker = Tracker(config)
         resets: list[dict[str, Any]] = []
         n_resets = 0
         cut_short: StreamError | None = None
-        with AnalysisWriter(out_dir, source.path.name, source.fps, source.shape) as writer:
+        lost: dict[int, str] = {}  # frames missing or damaged in the file, with the reason
+
+        def frames() -> Iterator[tuple[np.ndarray | str, float]]:
+            for i, (frame, t_s) in enumerate(timed_frames(source)):
+                if isinstance(frame, str):
+                    lost[i] = frame
+                yield frame, t_s
+
+        with AnalysisWriter(
+            out_dir, source.path.name, source.fps, source.shape, staged=True
+        ) as writer:
             try:
-                for result in track_stream(timed_frames(source), tracker, source.path):
-                    writer.write(result)
-                    if result.reset_reason is not None:
+                for result in track_stream(frames(), tracker, source.path):
+                    if result.frame in lost:  # a row that says so, not a black frame's
+                        writer.write_untracked(result.frame, result.time_s)
+                    else:
+                        writer.write(result)
+                    if result.reset_reason is not None and result.frame not in lost:
                         n_resets += 1
                         if len(resets) < MAX_RESET_EVENTS:
                             resets.append({"frame": result.frame, "reason": result.reset_reason})
@@ -91,6 +140,12 @@ def analyze(
                 "tracker": config.to_json(),
                 "resets": {"count": n_resets, "events": resets},
             }
+            if lost:
+                extra["lost_frames"] = {
+                    "count": len(lost),
+                    "frames": sorted(lost)[:MAX_LOST_LISTED],
+                    "reasons": sorted(set(lost.values()))[:10],
+                }
             if cut_short is not None:
                 extra["incomplete"] = {"reason": str(cut_short), "frames_read": writer.n_frames}
             writer.close(tracker.finish(), extra)

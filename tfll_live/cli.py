@@ -141,6 +141,11 @@ def add_analyze(sub: Any) -> None:
     )
     p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
     _add_calibration_option(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an earlier analysis in the output folder (once the new one is complete)",
+    )
     p.set_defaults(run=run_analyze)
 
 
@@ -161,12 +166,31 @@ def run_analyze(args: argparse.Namespace) -> int:
             fps=args.fps,
             config=TrackerConfig(**settings),
             progress=progress,
+            force=args.force,
         )
     finally:
         progress.finish()
     elapsed = time.monotonic() - progress.start
-    print(summary_line(read_results(out_dir), elapsed, out_dir))
+    results = read_results(out_dir)
+    lost = lost_frames_line(results)
+    if lost:
+        print(f"tfll: warning: {lost}", file=sys.stderr)
+    print(summary_line(results, elapsed, out_dir))
     return EXIT_OK
+
+
+def lost_frames_line(results: dict[str, Any]) -> str | None:
+    """Name the frames missing or damaged in the file, in one line (None when there are none)."""
+    lost = results.get("lost_frames") or {}
+    if not lost.get("count"):
+        return None
+    frames = lost.get("frames", [])
+    shown = ", ".join(str(f) for f in frames[:10]) + (", ..." if lost["count"] > 10 else "")
+    return (
+        f"{results['source']}: {lost['count']} frame(s) missing or damaged in the file "
+        f"({shown}: {'; '.join(lost.get('reasons', []))}); the other frames were analysed, "
+        "and tracking started over after each gap"
+    )
 
 
 def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> str:
@@ -227,12 +251,16 @@ def add_synth(sub: Any) -> None:
         metavar=("MIN", "MAX"),
         help="steady upward drift after the spread, px/s, drawn per interval (default none)",
     )
+    p.add_argument(
+        "--force", action="store_true", help="replace OUT and its ground truth if they exist"
+    )
     p.set_defaults(run=run_synth)
 
 
 def run_synth(args: argparse.Namespace) -> int:
     """Render and write the stream; say where the frames and the truth went."""
-    from .synth import SyntheticStream, preset, write_stream
+    from .io import check_output
+    from .synth import SyntheticStream, preset, truth_path_for, write_stream
 
     name = args.out.name.lower()
     video = name.endswith((".mp4", ".avi"))
@@ -240,6 +268,8 @@ def run_synth(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out}: name the output *.ome.tif, *.mp4 or *.avi")
     if not args.out.parent.is_dir():
         raise ValueError(f"{args.out}: directory {args.out.parent} does not exist")
+    for path in (args.out, truth_path_for(args.out)):
+        check_output(path, args.force, "choose another OUT")
     changes = {
         key: value
         for key, value in {
@@ -505,7 +535,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     """Fit the calibration from the references and write it; say what was fitted."""
     import numpy as np
 
-    from .io import stream_stem
+    from .io import check_output, stream_stem
     from .thickness import MIN_CHART_SPAN_NM, Calibration
 
     refs, nm = list(args.references), list(args.thickness)
@@ -528,8 +558,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         black = (0.0, 0.0, 0.0)
         how = "assumed 0: give --black, or references of different thickness"
     out = args.out or refs[0].parent / f"{stream_stem(refs[0])}{CALIBRATION_SUFFIX}"
-    if out.exists() and not args.force:
-        raise ValueError(f"{out} exists: pass --force to overwrite it, or --out another file")
+    check_output(out, args.force, "--out another file")
     if not out.parent.is_dir():
         raise ValueError(f"{out}: directory {out.parent} does not exist")
 

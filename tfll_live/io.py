@@ -96,6 +96,15 @@ class FrameSource(ABC):
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames in order; raises StreamError after the last intact frame of a damaged file."""
 
+    def indexed(self) -> Iterator[tuple[int, np.ndarray | str]]:
+        """``(i, frame)`` in order, or ``(i, reason)`` for a frame missing or damaged in the file.
+
+        Formats that keep frames apart (Zarr: a chunk per frame) lose only the frames whose
+        data is gone, so the rest can still be analysed around the gaps; plain iteration
+        refuses such a frame instead. Other formats yield frames only.
+        """
+        yield from enumerate(self)
+
     def read(self, i: int) -> np.ndarray:
         """Frame ``i`` (random access, where the format allows it)."""
         self._check_index(i)
@@ -701,6 +710,11 @@ class _ZarrSource(FrameSource):
         lead = [d for d in range(arr.ndim - len(self._block)) if arr.shape[d] != 1]
         self._t_dim = lead[0] if lead else None
         self._arr, self.n_frames = arr, n
+        # the recorder writes a chunk file for every frame, so in its recordings an absent
+        # chunk is a lost frame; elsewhere Zarr leaves out chunks of only the fill value
+        ours = isinstance(session, dict) and session.get("schema") == RECORDING_SCHEMA
+        self._absent = self._absent_frame_chunks(path) if ours else set()
+        self._check_absent_chunks()
         self.dtype = np.dtype(arr.dtype)
         self.shape = _block_to_frame(np.empty(self._block, np.uint8), self._planar).shape
         self.metadata = {
@@ -735,6 +749,61 @@ class _ZarrSource(FrameSource):
                 return 1.0 / dt if dt > 0 else None
         return None
 
+    def _chunk_of(self, i: int) -> int:
+        return i // self._arr.chunks[self._t_dim] if self._t_dim is not None else 0
+
+    def _absent_frame_chunks(self, root: Path) -> set[int]:
+        """Chunks along time that have no data on disk (Zarr would read them as zeros).
+
+        In a tfll recording a missing chunk file is a lost frame, not a black one; a time
+        chunk counts as absent when any of its chunks (or shards) is.
+        """
+        folder = root / self._arr.path if self._arr.path else root
+        if not folder.is_dir():
+            return set()  # not a folder of files (a zip store, say): nothing to check
+        present = {
+            str(Path(dirpath, f).relative_to(folder).as_posix())
+            for dirpath, _, files in os.walk(folder)
+            for f in files
+        }
+        grid = self._arr.cdata_shape
+        t = self._t_dim
+        absent: set[int] = set()
+        for coords in np.ndindex(*grid):
+            tc = coords[t] if t is not None else 0
+            if tc in absent:
+                continue
+            if self._arr.metadata.encode_chunk_key(coords) not in present:
+                absent.add(tc)
+        return absent
+
+    def _check_absent_chunks(self) -> None:
+        """Refuse a store with no frame data; trailing absent chunks end it (a wrong shape)."""
+        assert self.n_frames is not None
+        n_chunks = self._chunk_of(self.n_frames - 1) + 1 if self.n_frames else 0
+        if n_chunks and len(self._absent) == n_chunks:
+            raise StreamError(
+                f"{self.path}: no frame data: every one of its {self.n_frames} frames' chunk "
+                "files is missing"
+            )
+        last = n_chunks - 1
+        while last in self._absent:
+            self._absent.discard(last)
+            last -= 1
+        if last < n_chunks - 1:
+            per = self._arr.chunks[self._t_dim] if self._t_dim is not None else 1
+            kept = (last + 1) * per
+            self.problem = (
+                f"its metadata says {self.n_frames} frames but the chunk files end after "
+                f"frame {kept - 1}"
+            )
+            self.n_frames = kept
+
+    def _missing_reason(self, i: int) -> str | None:
+        if self._chunk_of(i) in self._absent:
+            return "its chunk file is missing"
+        return None
+
     def _read_frames(self, start: int, stop: int) -> np.ndarray:
         idx = tuple(
             slice(start, stop) if d == self._t_dim else slice(None) for d in range(self._arr.ndim)
@@ -742,9 +811,19 @@ class _ZarrSource(FrameSource):
         return np.asarray(self._arr[idx]).reshape(stop - start, *self._block)
 
     def _read_frame(self, i: int) -> np.ndarray:
+        missing = self._missing_reason(i)
+        if missing is not None:
+            raise StreamError(f"{self.path}: frame {i} is missing ({missing})", frames_read=i)
         return _block_to_frame(self._read_frames(i, i + 1)[0], self._planar)
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        for i, frame in self.indexed():
+            if isinstance(frame, str):
+                raise StreamError(f"{self.path}: frame {i} is lost ({frame})", frames_read=i)
+            yield frame
+
+    def indexed(self) -> Iterator[tuple[int, np.ndarray | str]]:
+        """Frames in order; a frame whose chunk is missing or damaged comes as its reason."""
         assert self.n_frames is not None
         # whole chunks, several at once (zarr fetches them concurrently), ~16 MB at a time
         chunk = self._arr.chunks[self._t_dim] if self._t_dim is not None else 1
@@ -752,15 +831,50 @@ class _ZarrSource(FrameSource):
         step = chunk * max(1, _ZARR_READ_BYTES // max(chunk_bytes, 1))
         for start in range(0, self.n_frames, step):
             stop = min(start + step, self.n_frames)
-            try:
-                frames = self._read_frames(start, stop)
-            except Exception as e:
-                raise StreamError(
-                    f"{self.path}: frames {start}..{stop - 1} are unreadable ({one_line(e)})",
-                    frames_read=start,
-                ) from e
-            for block in frames:
-                yield _block_to_frame(block, self._planar)
+            first, last = self._chunk_of(start), self._chunk_of(stop - 1)
+            whole = not any(first <= c <= last for c in self._absent)
+            frames = None
+            if whole:
+                with suppress(Exception), _quiet_asyncio():
+                    frames = self._read_frames(start, stop)
+            if frames is not None:
+                for k, block in enumerate(frames):
+                    yield start + k, _block_to_frame(block, self._planar)
+                continue
+            # a chunk is missing or damaged: read chunk by chunk so only its frames are lost
+            for c0 in range(start, stop, chunk):
+                c1 = min(c0 + chunk, stop)
+                missing = self._missing_reason(c0)
+                if missing is None:
+                    try:
+                        with _quiet_asyncio():
+                            part = self._read_frames(c0, c1)
+                    except Exception as e:
+                        missing = f"damaged (its chunk cannot be decoded: {one_line(e, 120)})"
+                if missing is not None:
+                    for i in range(c0, c1):
+                        yield i, missing
+                    continue
+                for k, block in enumerate(part):
+                    yield c0 + k, _block_to_frame(block, self._planar)
+        if self.problem is not None:
+            raise StreamError(f"{self.path}: {self.problem}", frames_read=self.n_frames)
+
+
+@contextmanager
+def _quiet_asyncio() -> Iterator[None]:
+    """Hide asyncio's "Task was destroyed" noise when one of zarr's concurrent reads fails.
+
+    The failure itself is reported (the frames it cost are named); the sibling reads it
+    cancels are not news.
+    """
+    log = logging.getLogger("asyncio")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _bioformats2raw_image(root: Any, attrs: dict[str, Any]) -> Any:
@@ -814,10 +928,70 @@ def _zarr_times(path: Path, group: Any, attrs: dict[str, Any], n: int) -> np.nda
     return None
 
 
+# -- writing safely -----------------------------------------------------------------------------
+
+
+def check_output(path: str | Path, force: bool = False, what: str = "") -> Path:
+    """Refuse an output that is a symbolic link, or that exists unless ``force``.
+
+    Writing through a link would change a file elsewhere; replacing an existing output without
+    being asked loses results (a re-analysis over a live session's). ``what`` says what to pass
+    instead (``--out another folder``). Returns the path.
+    """
+    p = Path(path)
+    if p.is_symlink():
+        raise ValueError(f"{p}: is a symbolic link; tfll never writes through one (remove it)")
+    if p.exists() and not force:
+        raise ValueError(f"{p} exists: pass --force to replace it{f', or {what}' if what else ''}")
+    return p
+
+
+def _temp_beside(path: Path) -> Path:
+    """A fresh temporary name in ``path``'s folder, keeping its suffixes (writers read them)."""
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    if tmp.is_dir() and not tmp.is_symlink():
+        import shutil
+
+        shutil.rmtree(tmp)
+    else:
+        tmp.unlink(missing_ok=True)  # a stale temporary, or a link planted there
+    return tmp
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block completes.
+
+    An interrupted or failed write (Ctrl-C, a full disk) so leaves the previous file whole
+    and no partial one; ``os.replace`` swaps a link itself, never its target.
+    """
+    path = Path(path)
+    tmp = _temp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_replacing(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary name: whole or not at all."""
+    path = Path(path)
+    with replacing(path) as tmp, open(tmp, "x", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
 # -- analysis output ----------------------------------------------------------------------------
 
 
 MAX_TRACKS_PER_FRAME = 64  # bounds tracks.csv (~1.5 kB a frame) while showing every track's life
+
+
+ANALYSIS_FILES = ("results.json", "frames.csv", "tracks.csv", "report.html")
+"""What an analysis folder holds; an existing one is replaced only when asked (``force``)."""
 
 
 class AnalysisWriter:
@@ -826,6 +1000,11 @@ class AnalysisWriter:
     Holds no per-frame state (a counter and an open file), so memory stays flat however long
     the stream. Rows are flushed every ``flush_every`` frames so a crash keeps what was tracked;
     results.json appears (atomically) only when ``close`` is called with the summary.
+
+    ``staged`` (re-analysis into a folder that may hold earlier results): the CSVs are written
+    under temporary names and moved into place only by a complete ``close``, so an interrupted
+    run leaves the earlier results whole; the earlier report.html, out of date, is removed.
+    Unstaged (a new recording's folder) the rows are in place as they come, for a crash to keep.
     """
 
     def __init__(
@@ -835,19 +1014,33 @@ class AnalysisWriter:
         fps: float,
         frame_shape: tuple[int, ...],
         flush_every: int = 50,
+        staged: bool = False,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.source_name, self.fps, self.frame_shape = source_name, float(fps), tuple(frame_shape)
         self.n_frames = 0
         self._flush_every = flush_every
+        self.staged = staged
+        if self.out_dir.is_symlink():
+            raise ValueError(
+                f"{self.out_dir}: is a symbolic link; tfll never writes through one (remove it)"
+            )
+        for name in ANALYSIS_FILES:
+            check_output(self.out_dir / name, force=True)  # refuses links only
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        # a results.json of an earlier run must not sit beside this run's frames.csv
-        (self.out_dir / "results.json").unlink(missing_ok=True)
-        self._csv_file = open(self.out_dir / "frames.csv", "w", newline="", encoding="utf-8")  # noqa: SIM115
+        # (where the rows go, where they belong): the same path unless staged
+        self._paths = tuple(
+            (_temp_beside(self.out_dir / name) if staged else self.out_dir / name, name)
+            for name in ("frames.csv", "tracks.csv")
+        )
+        if not staged:
+            # a results.json of an earlier run must not sit beside this run's frames.csv
+            (self.out_dir / "results.json").unlink(missing_ok=True)
+        self._csv_file = open(self._paths[0][0], "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._csv = csv.writer(self._csv_file, lineterminator="\n")
         self._csv.writerow(FRAME_COLUMNS)
         # the tracked features, for inspecting a recording frame by frame (napari reader)
-        self._tracks_file = open(self.out_dir / "tracks.csv", "w", encoding="utf-8")  # noqa: SIM115
+        self._tracks_file = open(self._paths[1][0], "w", encoding="utf-8")  # noqa: SIM115
         self._tracks_file.write("frame,point_id,x_px,y_px,dy_px\n")
 
     @property
@@ -892,8 +1085,7 @@ class AnalysisWriter:
         """Drop the rows of frames ``n`` and later (frames a recording could not keep)."""
         for f in (self._csv_file, self._tracks_file):
             f.flush()
-        for name in ("frames.csv", "tracks.csv"):
-            path = self.out_dir / name
+        for path, _ in self._paths:
             with open(path, encoding="utf-8") as fh:
                 lines = fh.readlines()
             kept = lines[:1] + [x for x in lines[1:] if int(x.split(",", 1)[0]) < n]
@@ -938,11 +1130,19 @@ class AnalysisWriter:
             except OSError:
                 logging.getLogger(__name__).warning("%s: tracks.csv is incomplete", self.out_dir)
         if summary is None:
+            if self.staged:  # interrupted: the earlier results stay as they were
+                for path, _ in self._paths:
+                    path.unlink(missing_ok=True)
             return
         doc = _json_safe(self.results(summary, extra))
-        tmp = self.out_dir / "results.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out_dir / "results.json")
+        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+        with replacing(self.out_dir / "results.json") as tmp:
+            with open(tmp, "x", encoding="utf-8") as fh:
+                fh.write(text)
+            if self.staged:  # everything written: swap the new files in together
+                for path, name in self._paths:
+                    os.replace(path, self.out_dir / name)
+                (self.out_dir / "report.html").unlink(missing_ok=True)  # of the earlier results
 
     def __enter__(self) -> AnalysisWriter:
         return self

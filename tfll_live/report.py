@@ -24,7 +24,14 @@ import numpy as np
 
 from . import __version__
 from .blinkstats import BlinkStats, blink_stats
-from .io import StreamError, read_frames_csv, read_results
+from .io import (
+    StreamError,
+    check_output,
+    one_line,
+    read_frames_csv,
+    read_results,
+    write_text_replacing,
+)
 from .kinetics import (
     MIN_CHOICE_S,
     SMOOTH_FRACTION,
@@ -54,6 +61,8 @@ def fmt(value: float | int | None, unit: str = "", digits: int = 2) -> str:
     """A number with its unit, or an em dash when unknown."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return str(value)  # not a number after all (a crafted file): shown as the text it is
     text = f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
     return f"{text} {unit}".strip()
 
@@ -240,6 +249,9 @@ def load_session(results_dir: str | Path) -> _Session:
     for key in ("fps", "n_frames", "blinks", "intervals"):
         if key not in results:
             raise StreamError(f"{path}/results.json: no {key!r} field (not a complete analysis)")
+    problem = results_problem(results)
+    if problem is not None:
+        raise StreamError(f"{path}/results.json: malformed: {problem}")
     missing = []
     try:
         frames: dict[str, np.ndarray] | None = read_frames_csv(path)
@@ -250,8 +262,110 @@ def load_session(results_dir: str | Path) -> _Session:
             "times; the numbers below come from results.json alone"
         )
     if "incomplete" in results:
-        missing.append(f"the analysis stopped early: {results['incomplete'].get('reason', '')}")
+        inc = results["incomplete"]
+        missing.append(
+            f"the analysis stopped early: {inc.get('reason', '') if isinstance(inc, dict) else inc}"
+        )
     return _Session(results, frames, missing)
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _show(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_KINETICS_NUMBERS = (
+    "tau_s",
+    "spread_time_s",
+    "initial_velocity_px_s",
+    "amplitude_px",
+    "drift_px_s",
+    "delta_bic",
+    "duration_s",
+)
+
+
+def _frames_problem(what: str, item: object, fields: tuple[str, ...]) -> str | None:
+    if not isinstance(item, dict):
+        return f"{what} is {_show(item)}, not an object"
+    for key in fields:
+        if not _is_int(item.get(key)) or item[key] < 0:
+            return f"{what}.{key} is {_show(item.get(key))}, not a frame number"
+    if item["start_frame"] > item["end_frame"]:
+        return f"{what} ends (frame {item['end_frame']}) before it starts"
+    return None
+
+
+def _kinetics_problem(what: str, kin: object) -> str | None:
+    if not isinstance(kin, dict):
+        return f"{what} is {_show(kin)}, not an object"
+    if not isinstance(kin.get("model"), str):
+        return f"{what}.model is {_show(kin.get('model'))}, not a model name"
+    for key in _KINETICS_NUMBERS:
+        if kin.get(key) is not None and not _is_number(kin[key]):
+            return f"{what}.{key} is {_show(kin[key])}, not a number"
+    fits = kin.get("fits")
+    if not isinstance(fits, dict):
+        return f"{what}.fits is {_show(fits)}, not an object"
+    for name, fit in fits.items():
+        if fit is None:
+            continue
+        if not isinstance(fit, dict) or not all(_is_number(fit.get(c)) for c in "abcd"):
+            return f"{what}.fits.{name} is {_show(fit)}, not the numbers a, b, c, d"
+    return None
+
+
+def results_problem(res: dict[str, Any]) -> str | None:
+    """What in a results.json the report cannot use as the spec defines it, or None.
+
+    Checked before anything is drawn: a crafted or damaged file is refused in one line
+    instead of failing half-way (or reaching the page as markup).
+    """
+    if not _is_number(res["fps"]) or not math.isfinite(res["fps"]) or res["fps"] <= 0:
+        return f"fps is {_show(res['fps'])}, not a positive number"
+    if not _is_int(res["n_frames"]) or res["n_frames"] < 0:
+        return f"n_frames is {_show(res['n_frames'])}, not a count of frames"
+    shape = res.get("frame_shape", [])
+    if not isinstance(shape, list) or not all(_is_int(v) and v > 0 for v in shape):
+        return f"frame_shape is {_show(shape)}, not a list of sizes"
+    if not isinstance(res["blinks"], list):
+        return f"blinks is {_show(res['blinks'])}, not a list"
+    for k, b in enumerate(res["blinks"]):
+        problem = _frames_problem(f"blinks[{k}]", b, ("start_frame", "end_frame"))
+        if problem is None and not isinstance(b.get("complete"), bool):
+            problem = f"blinks[{k}].complete is {_show(b.get('complete'))}, not true or false"
+        if problem is not None:
+            return problem
+    if not isinstance(res["intervals"], list):
+        return f"intervals is {_show(res['intervals'])}, not a list"
+    for k, iv in enumerate(res["intervals"]):
+        what = f"intervals[{k}]"
+        problem = _frames_problem(what, iv, ("start_frame", "end_frame"))
+        if problem is None and iv.get("kinetics") is not None:
+            problem = _kinetics_problem(f"{what}.kinetics", iv["kinetics"])
+        spread = iv.get("spread") if isinstance(iv, dict) else None
+        if problem is None and spread is not None:
+            if not isinstance(spread, dict):
+                problem = f"{what}.spread is {_show(spread)}, not an object"
+            else:
+                bad = [
+                    key
+                    for key in ("tau_s", "amplitude_px", "r2")
+                    if spread.get(key) is not None and not _is_number(spread[key])
+                ]
+                if bad:
+                    problem = f"{what}.spread.{bad[0]} is {_show(spread[bad[0]])}, not a number"
+        if problem is not None:
+            return problem
+    return None
 
 
 def _interval_series(
@@ -281,8 +395,22 @@ def _kinetics(session: _Session) -> list[dict[str, Any] | None]:
 
 
 def build_report(results_dir: str | Path) -> str:
-    """The report of one analysis folder as an HTML string."""
+    """The report of one analysis folder as an HTML string.
+
+    A results.json that passes ``results_problem`` yet holds something else unusable is
+    still refused in one line rather than as an unexpected error.
+    """
     session = load_session(results_dir)
+    try:
+        return _page(session)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise StreamError(
+            f"{Path(results_dir)}/results.json: malformed ({type(e).__name__}: {one_line(e)})"
+        ) from e
+
+
+def _page(session: _Session) -> str:
+    """The page of a loaded session."""
     res, frames = session.results, session.frames
     fps, n_frames = float(res["fps"]), int(res["n_frames"])
     times = frames["time_s"] if frames is not None and frames["time_s"].size == n_frames else None
@@ -299,7 +427,7 @@ def build_report(results_dir: str | Path) -> str:
         f"<h1>Tear film lipid layer: session report</h1>"
         f"<p><b>{html.escape(str(res.get('source', '')))}</b> — {fmt(n_frames)} frames at "
         f"{fmt(fps, 'frames/s', 1)}, {fmt(stats.duration_s, 's', 1)}, frame "
-        f"{'×'.join(str(v) for v in res.get('frame_shape', []))} px. "
+        f"{html.escape('×'.join(str(v) for v in res.get('frame_shape', [])))} px. "
         f"<span class='muted'>tfll-live {__version__}, {html.escape(str(res['schema']))}"
         f"</span></p>",
     ]
@@ -320,14 +448,17 @@ def write_report(results_dir: str | Path, out: str | Path | None = None) -> Path
     """Write the report (default ``RESULTS_DIR/report.html``) and return its path."""
     page = build_report(results_dir)
     path = Path(out) if out is not None else Path(results_dir) / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    check_output(path, force=True)  # a link is refused; the report itself is rebuilt freely
+    return write_text_replacing(path, page)
 
 
 # -- sections ------------------------------------------------------------------------------------
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    # every cell is text: whatever a file put in it reaches the page as text, never markup
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -571,14 +702,18 @@ def _interval_table(
     )
 
 
+def _listed(v: object) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
 def _calibration_text(thickness: Any) -> str:
     """Which camera calibration the thickness came from (results.json ``thickness.calibration``)."""
     cal = thickness.get("calibration") if isinstance(thickness, dict) else None
     if not isinstance(cal, dict):
         return "none: the camera's response as modelled, gain fitted from the session"
-    gains = ", ".join(fmt(g, "", 3) for g in cal.get("gain", []))
-    offsets = ", ".join(fmt(o, "", 1) for o in cal.get("offset", []))
-    return html.escape(
+    gains = ", ".join(fmt(g, "", 3) for g in _listed(cal.get("gain")))
+    offsets = ", ".join(fmt(o, "", 1) for o in _listed(cal.get("offset")))
+    return (
         f"{cal.get('file', '?')} ({cal.get('source') or 'no source'}): gains {gains}, "
         f"black level {offsets}, film gain {fmt(cal.get('film_gain'), '', 1)}"
     )
@@ -614,11 +749,9 @@ def _method(res: dict[str, Any]) -> str:
             "one blink to the start of the next; partial = lid did not cover the tracked region",
         ),
         ("Thickness calibration", _calibration_text(res.get("thickness"))),
-        ("Timestamps", html.escape(str(res.get("timestamps", "frame rate")))),
+        ("Timestamps", str(res.get("timestamps", "frame rate"))),
     ]
     tracker = res.get("tracker")
     if isinstance(tracker, dict):
-        rows += [
-            (f"tracker.{html.escape(str(k))}", html.escape(str(v))) for k, v in tracker.items()
-        ]
+        rows += [(f"tracker.{k}", str(v)) for k, v in tracker.items()]
     return "<h2>Method and parameters</h2>" + _table(("Parameter", "Value"), rows)

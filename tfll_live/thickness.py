@@ -58,6 +58,12 @@ LAYER_SPREAD_NM = 60.0  # typical interquartile range of thickness over a region
 SEARCH_FINALISTS = 4  # starts of the global search refined on all the pixels
 COARSE = 4  # curve points (nm) between candidates of the first, coarse nearest-point pass
 # references closer in thickness than this give no black level (their colours nearly coincide)
+GAIN_RANGE = (1e-3, 1e3)
+"""Relative channel gains a camera can have (``fit`` makes their mean 1); outside: a typo."""
+MAX_BLACK_LEVEL = 65535
+"""Largest black level (and negative fitted offset) in counts: the 16-bit range."""
+MAX_FILM_GAIN = 1e7
+"""Largest film gain: 16-bit counts over a dim film's model colour, with a wide margin."""
 MIN_CHART_SPAN_NM = 5.0
 
 
@@ -198,9 +204,25 @@ class Calibration:
             raise ValueError("calibration needs three finite gains and three finite offsets")
         if min(gain) <= 0:
             raise ValueError("calibration needs three positive gains and three offsets")
+        lo, hi = GAIN_RANGE
+        if not all(lo <= g <= hi for g in gain):
+            raise ValueError(
+                f"calibration gains {list(gain)} are not a camera's: each must be between "
+                f"{lo:g} and {hi:g} (relative channel gains)"
+            )
+        if not all(abs(o) <= MAX_BLACK_LEVEL for o in offset):
+            raise ValueError(
+                f"calibration offsets {list(offset)} are not a camera's black level: each must "
+                f"be within ±{MAX_BLACK_LEVEL} counts (the 16-bit range)"
+            )
         film = d.get("film_gain")
         if film is not None and not 0 < float(film) < np.inf:  # type: ignore[arg-type]
             raise ValueError(f"film_gain must be a positive number, got {film}")
+        if film is not None and float(film) > MAX_FILM_GAIN:  # type: ignore[arg-type]
+            raise ValueError(
+                f"film_gain {film} is not a camera's: at most {MAX_FILM_GAIN:g} counts per "
+                "unit of the model's colour (a 16-bit camera on a dim film)"
+            )
         return cls(
             gain,
             offset,
@@ -209,10 +231,10 @@ class Calibration:
         )  # type: ignore[arg-type]
 
     def save(self, path: str | Path) -> Path:
-        """Write the calibration as JSON."""
-        path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        return path
+        """Write the calibration as JSON, whole or not at all (a cut-short write keeps the old)."""
+        from .io import write_text_replacing
+
+        return write_text_replacing(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:

@@ -3,18 +3,23 @@
 A one-line status on stderr is redrawn a few times a second (frames acquired, recorded, lost
 in the camera's buffer and tracked, eye state, current tau; a line every few seconds when
 stderr is not a terminal), frames lost are reported on a line of their own as soon as it
-happens, and a summary is printed at the end. Ctrl-C (SIGINT) stops acquisition cleanly and
-finalises the recording.
+happens, and a summary is printed at the end. Ctrl-C (SIGINT), SIGTERM (a service manager,
+``timeout``, ``kill``) and SIGHUP (the terminal closed) stop acquisition cleanly and finalise
+the recording.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TextIO
 
 from tfll_live.synth import SynthConfig
@@ -26,6 +31,7 @@ from .recorder import analysis_dir_for, disk_size, with_format_suffix
 from .status import counts_text, eye_word, lost_text
 
 EXIT_OK, EXIT_FAILED = 0, 1
+DISK_WARN_MINUTES = 5.0  # warn (once) when the disk holds less recording than this
 
 
 class StatusLine:
@@ -81,12 +87,52 @@ def status_text(stats: CaptureStats, recording: Path | None) -> str:
     )
 
 
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+"""Signals that end ``tfll live`` as Ctrl-C does (those a platform lacks are skipped)."""
+
+
+@contextmanager
+def stop_signals(caught: list[str]) -> Iterator[None]:
+    """Make SIGTERM and SIGHUP raise KeyboardInterrupt while inside, as SIGINT does.
+
+    Their default action kills the process at once: no results.json, a TIFF without its
+    OME metadata. Raised in the main thread, they take Ctrl-C's path, which finalises the
+    recording. Their names go to ``caught``; the previous handlers are restored on leaving.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (and receives the signals)
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        caught.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def run_live(args: argparse.Namespace) -> int:
     """Run ``tfll live`` with parsed arguments; returns the exit status.
 
     Bad input (configuration, replay file, output path) raises ValueError/OSError with a
-    one-line message, which ``tfll`` prints as ``tfll: error: ...``.
+    one-line message, which ``tfll`` prints as ``tfll: error: ...``. SIGTERM and SIGHUP
+    finish as Ctrl-C does (``stop_signals``).
     """
+    caught: list[str] = []
+    with stop_signals(caught):
+        return _run_live(args, caught)
+
+
+def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
+    """``run_live``'s body; ``caught`` names the stop signal received, if any."""
     from tfll_live.thickness import checked_calibration
 
     # before the camera starts: a bad calibration file is refused with nothing to undo
@@ -124,6 +170,7 @@ def run_live(args: argparse.Namespace) -> int:
     loop.events.frames_lost.connect(lambda n, total: losses.append((n, total)))
 
     status = StatusLine()
+    n_said = 0  # errors printed so far
     interrupted = ended_by_itself = False
     recording: Path | None = None
     if args.record is not None:  # armed before the start: the recording has every frame
@@ -145,11 +192,24 @@ def run_live(args: argparse.Namespace) -> int:
         raise
     try:
         deadline = None if args.duration is None else time.monotonic() + args.duration
+        next_disk_check, disk_warned = time.monotonic() + 1.0, False
         while not ended.is_set() and (deadline is None or time.monotonic() < deadline):
             stats = loop.stats
             while losses:
                 n, total = losses.pop(0)
                 status.say(f"tfll: warning: {lost_text(n, total, stats.elapsed_s)}")
+            while len(errors) > n_said:  # at once: a recording that stopped must not wait
+                status.say(f"tfll: error: {errors[n_said]}")
+                n_said += 1
+            if not disk_warned and time.monotonic() > next_disk_check:
+                next_disk_check = time.monotonic() + 1.0
+                left = loop.recording_minutes_left()
+                if left is not None and left < DISK_WARN_MINUTES:
+                    disk_warned = True
+                    status.say(
+                        f"tfll: warning: the disk holds about {left:.1f} more minutes of "
+                        "recording at this rate; the recording stops before it is full"
+                    )
             status.show(stats, recording if loop.is_recording else None)
             ended.wait(0.05)
         ended_by_itself = ended.is_set()
@@ -163,7 +223,7 @@ def run_live(args: argparse.Namespace) -> int:
         status.show(stats, None, force=True)
         status.finish()
     how = (
-        "stopped by Ctrl-C"
+        f"stopped by {caught[0] if caught else 'Ctrl-C'}"
         if interrupted
         else "failed"
         if stats.state is LoopState.FAILED
@@ -172,7 +232,7 @@ def run_live(args: argparse.Namespace) -> int:
         else "duration reached"
     )
     print(_summary(stats, n_blinks[0], taus, recording, how))
-    for err in errors:
+    for err in errors[n_said:]:
         print(f"tfll: error: {err}", file=sys.stderr)
     return EXIT_FAILED if errors or record_errors else EXIT_OK
 

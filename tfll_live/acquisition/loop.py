@@ -164,6 +164,14 @@ class CaptureLoop:
         """Whether frames currently go to a recording."""
         return self._session.recording is not None
 
+    def recording_minutes_left(self) -> float | None:
+        """Minutes the disk still holds of the recording in progress at its rate so far.
+
+        None when not recording or not yet known; the recording itself stops short of full.
+        """
+        rec = self._session.recording
+        return None if rec is None else rec.minutes_left()
+
     @property
     def recording_path(self) -> Path | None:
         """Path of the recording in progress, if any."""

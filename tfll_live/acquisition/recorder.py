@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
+import shutil
 import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -30,6 +33,14 @@ from .tiff_writer import TiffFrameWriter, WholeWritesFile
 from .zarr_writer import ZarrFrameWriter, root_attrs, write_group_attrs
 
 Format = Literal["ome-tiff", "ome-zarr"]
+RESERVE_BYTES = 64 * 2**20
+"""Free space a recording leaves on its disk (at most a quarter of the disk) to finish with."""
+
+
+class DiskNearlyFull(OSError):
+    """The disk is about to fill: the recording stops while its files can still be finished."""
+
+
 FORMATS: dict[str, str] = {"ome-zarr": ".ome.zarr", "ome-tiff": ".ome.tif"}
 
 
@@ -69,7 +80,8 @@ def free_path(path: str | Path, fmt: Format) -> Path:
     stem, suffix = stream_stem(p), p.name[len(stream_stem(p)) :]
     k = 0
     candidate = p
-    while candidate.exists() or analysis_dir_for(candidate).exists():
+    # lexists: a link, even a dangling one, takes the name (a recording never writes through it)
+    while os.path.lexists(candidate) or os.path.lexists(analysis_dir_for(candidate)):
         k += 1
         candidate = p.with_name(f"{stem}-{k}{suffix}")
     return candidate
@@ -112,6 +124,7 @@ class Recording:
         self._queue: queue.SimpleQueue[tuple[np.ndarray, float, dict[str, str]] | None]
         self._queue = queue.SimpleQueue()
         self._closed = False
+        self._started = time.monotonic()
         self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._drain, name="tfll-recorder", daemon=True)
         self._thread.start()
@@ -274,6 +287,8 @@ class Recording:
                 try:
                     self._write_one(frame, time_s, metadata)
                     self.n_written += 1
+                except DiskNearlyFull as e:
+                    self.failed = f"{self.path}: {e}"
                 except Exception as e:  # disk full, file too large, path gone, camera changed
                     self.failed = f"{self.path}: {_one_line(e)}{_why_writes_fail(self.path)}"
             with self._room:
@@ -281,6 +296,7 @@ class Recording:
                 self._room.notify_all()
 
     def _write_one(self, frame: np.ndarray, time_s: float, metadata: dict[str, str]) -> None:
+        self._check_room(frame.nbytes)
         if self._frames is None:
             self._open(frame)
         assert self._frames is not None and self._meta_file is not None
@@ -291,6 +307,36 @@ class Recording:
         )
         self._meta_file.flush()
         self._frames.write(frame, time_s, self._exposure_s(metadata))
+
+    def _check_room(self, frame_bytes: int) -> None:
+        """Stop before the disk is full, keeping room to finish the files and the analysis.
+
+        A disk that fills mid-write leaves the analysis (results.json, the last rows of
+        frames.csv) with no room at all; stopping a reserve short of full keeps everything.
+        """
+        try:
+            usage = shutil.disk_usage(self.path.parent)
+        except OSError:
+            return
+        reserve = min(RESERVE_BYTES, usage.total // 4)
+        if usage.free - frame_bytes < reserve:
+            raise DiskNearlyFull(
+                f"disk full ({usage.free / 2**20:.1f} MB free): recording stopped "
+                f"{reserve / 2**20:.1f} MB short of full, to finish it and its analysis"
+            )
+
+    def minutes_left(self) -> float | None:
+        """Minutes of recording the free disk space holds at the rate so far (None: unknown)."""
+        written = self._frames.bytes_out if self._frames is not None else 0
+        elapsed_s = time.monotonic() - self._started
+        if elapsed_s <= 0.5 or written <= 0:
+            return None
+        try:
+            usage = shutil.disk_usage(self.path.parent)
+        except OSError:
+            return None
+        room = usage.free - min(RESERVE_BYTES, usage.total // 4)
+        return max(room, 0) / (written / elapsed_s) / 60.0
 
     def _exposure_s(self, metadata: dict[str, str]) -> float:
         """The frame's exposure: its own metadata, else the camera's setting at the start."""

@@ -131,17 +131,20 @@ class ZarrFrameWriter:
         block = frame.transpose(2, 0, 1) if self.meta.rgb else frame
         data = np.ascontiguousarray(block, dtype=self.dtype.newbyteorder("<"))
         packed = memoryview(self._codec.encode(data))
-        fd = os.open(
-            self.root / IMAGE / IMAGE / f"c.{self.n}{self._zeros}",
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-            0o644,
-        )
+        chunk = self.root / IMAGE / IMAGE / f"c.{self.n}{self._zeros}"
+        fd = os.open(chunk, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            done = 0
-            while done < len(packed):
-                done += os.write(fd, packed[done:])
-        finally:
-            os.close(fd)
+            try:
+                done = 0
+                while done < len(packed):
+                    done += os.write(fd, packed[done:])
+            finally:
+                os.close(fd)
+        except BaseException:
+            # a half-written chunk is not a frame (the shape never counted it) and it holds
+            # the space the analysis needs to be written: remove it
+            chunk.unlink(missing_ok=True)
+            raise
         self.times.append(time_s)
         self.exposures.append(exposure_s)
         self.n += 1

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfll_live.io import replacing, write_text_replacing
+
 from .stream import SyntheticStream
 
 H264_CRF = 23  # libx264's default: "ordinary quality"
@@ -18,14 +20,19 @@ def write_stream(stream: SyntheticStream, path: str | Path) -> Path:
     """Write a synthetic stream with its ground truth beside it; return the truth's path.
 
     OME-TIFF, or a video when named ``*.mp4``/``*.avi``; the truth is ``*.truth.json``.
+    Each file is written under a temporary name and moved into place when complete, so an
+    interrupted run leaves no half file and whatever had the name before whole.
     """
     path = Path(path)
-    if path.suffix.lower() in (".mp4", ".avi"):
-        write_video(stream, path)
-    else:
-        _write_ome_tiff(stream, path)
+    with replacing(path) as tmp:
+        if path.suffix.lower() in (".mp4", ".avi"):
+            write_video(stream, tmp)
+        else:
+            _write_ome_tiff(stream, tmp)
     truth_path = truth_path_for(path)
-    truth_path.write_text(json.dumps({"config": asdict(stream.config), **stream.truth.to_json()}))
+    write_text_replacing(
+        truth_path, json.dumps({"config": asdict(stream.config), **stream.truth.to_json()})
+    )
     return truth_path
 
 

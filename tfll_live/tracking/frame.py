@@ -17,7 +17,9 @@ def check_frame(frame: np.ndarray) -> None:
     if not isinstance(frame, np.ndarray):
         raise FrameError(f"frame must be a numpy array, got {type(frame).__name__}")
     if frame.dtype.type not in _SUPPORTED:
-        raise FrameError(f"frame dtype {frame.dtype} is not supported (use uint8 or uint16)")
+        raise FrameError(
+            f"frame dtype {frame.dtype} is not supported (uint8, uint16, float32 or float64)"
+        )
     if not (frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 3)):
         raise FrameError(f"frame shape {frame.shape} is neither mono (Y, X) nor RGB (Y, X, 3)")
     if min(frame.shape[:2]) < 32:
@@ -28,25 +30,45 @@ class Luminance:
     """Converts frames to uint8 luminance with a gain fixed on the first frame of a stream.
 
     A fixed gain (rather than per-frame normalisation) keeps brightness changes visible to the
-    blink detector; 16-bit and float frames are scaled so the first frame's bright end sits
-    near 200, leaving headroom.
+    blink detector. 16-bit frames are camera counts from a black level of 0: they are scaled
+    so the first frame's bright end sits near 200, leaving headroom. Float frames have no
+    such zero (processed data may carry an offset or negative values), so their own range
+    decides: the first frame's 0.5th to 99.5th percentile maps linearly onto 0 to 200, and
+    values outside are clipped, never folded (``abs``) back in.
     """
 
     def __init__(self) -> None:
         self._gain: float | None = None
+        self._low = 0.0
 
     def reset(self) -> None:
         """Forget the gain (new stream)."""
         self._gain = None
+        self._low = 0.0
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """Luminance of ``frame`` as a contiguous uint8 (Y, X) array."""
+        if frame.dtype == np.float64:  # OpenCV's colour conversion takes float32 only
+            frame = frame.astype(np.float32)
         gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
         if gray.dtype == np.uint8:
             return np.ascontiguousarray(gray)
+        floating = gray.dtype.kind == "f"
         if self._gain is None:
-            top = float(np.percentile(gray[::4, ::4], 99.5))
-            self._gain = 200.0 / top if top > 0 else 1.0
+            sample = gray[::4, ::4]
+            if floating:
+                low, top = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+                self._low = low if np.isfinite(low) else 0.0
+                span = top - self._low
+                self._gain = 200.0 / span if np.isfinite(span) and span > 0 else 1.0
+            else:
+                top = float(np.percentile(sample, 99.5))
+                self._gain = 200.0 / top if top > 0 else 1.0
+        if floating:
+            scaled = (gray.astype(np.float32, copy=False) - np.float32(self._low)) * np.float32(
+                self._gain
+            )
+            return np.rint(np.clip(scaled, 0, 255)).astype(np.uint8)  # rounded, as OpenCV does
         return cv2.convertScaleAbs(gray.astype(np.float32, copy=False), alpha=self._gain)
 
 

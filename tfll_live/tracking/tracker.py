@@ -114,6 +114,18 @@ class Tracker:
             self._blink_start = None
         return self.summary()
 
+    def gap(self, t: float, reason: str) -> FrameResult:
+        """Account for a frame the stream lost (missing or damaged in its file) at time ``t``.
+
+        The frame keeps its number, so later frames keep theirs, and tracking starts over
+        after it as after a bad frame: nothing is measured across a hole in the data.
+        """
+        i = self._frame
+        self._frame += 1
+        if self._t0 is None:
+            self._t0 = float(t)
+        return self._reset_mid_stream(i, float(t) - self._t0, reason, self._shape or ())
+
     def push(self, frame: np.ndarray, t: float) -> FrameResult:
         """Track one frame taken at time ``t`` (seconds, any origin, increasing)."""
         check_frame(frame)
@@ -388,6 +400,13 @@ class Tracker:
             else (np.hypot(xs - iris.x_px, ys - iris.y_px) > iris.r_px).astype(np.int8)
         )
         pixels = frame[ys, xs] if frame.ndim == 3 else frame[ys, xs, None]
+        if frame.dtype.kind == "f" and pixels.size and float(pixels.min()) < 0:
+            # colour to thickness compares light intensities; a negative one is not light
+            self._no_thickness = (
+                "float frames with negative values: lipid thickness needs light intensities "
+                "(>= 0), as a camera gives"
+            )
+            return None
         try:
             value = self._thickness.push(pixels, groups)
         except ThicknessUnavailable as e:
