@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import numpy as np
 
+    from .visit import Visit
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -141,6 +143,7 @@ def add_analyze(sub: Any) -> None:
     )
     p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
     _add_calibration_option(p)
+    _add_visit_options(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -167,6 +170,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             config=TrackerConfig(**settings),
             progress=progress,
             force=args.force,
+            visit=visit_from_args(args),
         )
     finally:
         progress.finish()
@@ -398,6 +402,7 @@ def add_live(sub: Any) -> None:
         help="replay as fast as tracking goes instead of at the recorded rate",
     )
     _add_calibration_option(p)
+    _add_visit_options(p)
     p.set_defaults(run=run_live)
 
 
@@ -406,6 +411,44 @@ def run_live(args: argparse.Namespace) -> int:
     from .acquisition.live import run_live as live
 
     return live(args)
+
+
+# -- the visit ------------------------------------------------------------------------------------
+
+
+def _eye(text: str) -> str | None:
+    from .visit import check_eye
+
+    try:
+        return check_eye(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+_eye.__name__ = "eye"
+
+
+def _add_visit_options(p: argparse.ArgumentParser) -> None:
+    """``--patient --eye --operator --notes``: the visit, stored only when given."""
+    g = p.add_argument_group(
+        "visit (optional; stored in the recording, results.json and the report only when given)"
+    )
+    g.add_argument("--patient", metavar="ID", help="pseudonymous patient ID (never a name)")
+    g.add_argument("--eye", type=_eye, metavar="OD|OS", help="OD (right) or OS (left)")
+    g.add_argument("--operator", metavar="NAME", help="who took the measurement")
+    g.add_argument("--notes", metavar="TEXT", help="free notes on the visit")
+
+
+def visit_from_args(args: argparse.Namespace) -> Visit:
+    """The visit given on the command line (empty when no option was given)."""
+    from .visit import Visit
+
+    return Visit(
+        patient_id=getattr(args, "patient", None),
+        eye=getattr(args, "eye", None),
+        operator=getattr(args, "operator", None),
+        notes=getattr(args, "notes", None),
+    )
 
 
 # -- calibrate ------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from .kinetics import (
     model_word,
 )
 from .thickness import thickness_summary
+from .visit import Visit
 
 MAX_INTERVAL_PLOTS = 60  # a 10-minute session has ~100 intervals; the table lists them all
 MAX_POINTS = 600  # per curve after decimation (min/max pairs per column)
@@ -365,6 +366,10 @@ def results_problem(res: dict[str, Any]) -> str | None:
                     problem = f"{what}.spread.{bad[0]} is {_show(spread[bad[0]])}, not a number"
         if problem is not None:
             return problem
+    try:
+        Visit.from_json(res.get("visit"))
+    except (TypeError, ValueError) as e:
+        return str(e)
     return None
 
 
@@ -431,6 +436,7 @@ def _page(session: _Session) -> str:
         f"<span class='muted'>tfll-live {__version__}, {html.escape(str(res['schema']))}"
         f"</span></p>",
     ]
+    parts.append(_visit(Visit.from_json(res.get("visit"))))
     parts += [f"<p class='note'>Missing: {html.escape(m)}</p>" for m in session.missing]
     parts.append(_summary_table(stats, kinetics, thick, res))
     parts.append(_timeline(res, stats, fps, times))
@@ -460,6 +466,24 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _visit(visit: Visit) -> str:
+    """The visit as entered, and which of its fields the files hold (nothing is guessed)."""
+    eyes = {"OD": "OD (right eye)", "OS": "OS (left eye)"}
+    rows = [
+        ("Patient ID", visit.patient_id),
+        ("Eye", eyes.get(visit.eye or "", visit.eye)),
+        ("Operator", visit.operator),
+        ("Visit started (UTC)", visit.started_utc),
+        ("Notes", visit.notes),
+    ]
+    table = _table(("Visit", ""), [(k, v) for k, v in rows if v is not None])
+    return (
+        "<h2>Visit</h2>"
+        + (table if visit.entered else "")
+        + f"<p class='muted'>{html.escape(visit.stored_text().capitalize())}.</p>"
+    )
 
 
 def _summary_table(
