@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from . import __version__
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -334,10 +336,11 @@ def run_demo(args: argparse.Namespace) -> int:
     """Check for a display and napari, then hand over to the napari plugin's demo."""
     import importlib.util
 
-    from napari_plugin.demo import NO_DISPLAY, has_display
+    from napari_plugin.demo import display_problem
 
-    if not has_display():
-        print(f"tfll: {NO_DISPLAY}", file=sys.stderr)
+    problem = display_problem()
+    if problem is not None:
+        print(f"tfll: {problem}", file=sys.stderr)
         return EXIT_FAILED
     if importlib.util.find_spec("napari") is None:
         print("tfll: tfll demo needs napari: pip install 'tfll-live[napari]'", file=sys.stderr)
@@ -685,6 +688,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfll",
         parents=[COMMON],
         description="Real-time tracking of the tear film lipid layer.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"tfll {__version__} (tfll-live)"
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in SUBCOMMANDS:
