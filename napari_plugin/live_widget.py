@@ -528,7 +528,10 @@ class LiveWidget(LiveControls):
             if r.fit is not None and r.fit.b > 0:
                 parts.append(f"tau {r.fit.tau_s:.2f} s")
             if r.lipid_thickness_nm is not None:
-                parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm")
+                loop = self.loop
+                calibrated = loop is not None and loop.tracker_config.thickness_calibration
+                parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm"
+                             + ("" if calibrated else " (uncalibrated)"))
         if self._last_spread is not None:
             parts.append(self._last_spread)
         if self.is_recording:

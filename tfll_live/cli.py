@@ -145,6 +145,7 @@ def add_analyze(sub: Any) -> None:
     )
     p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
     _add_calibration_option(p)
+    _add_pixel_size_option(p, "the recording's, when INPUT is one")
     _add_visit_options(p)
     p.add_argument(
         "--force",
@@ -173,6 +174,7 @@ def run_analyze(args: argparse.Namespace) -> int:
             progress=progress,
             force=args.force,
             visit=visit_from_args(args),
+            pixel_size_um=args.pixel_size_um,
         )
     finally:
         progress.finish()
@@ -405,6 +407,7 @@ def add_live(sub: Any) -> None:
         help="replay as fast as tracking goes instead of at the recorded rate",
     )
     _add_calibration_option(p)
+    _add_pixel_size_option(p, "the Micro-Manager core's pixel-size configuration")
     _add_visit_options(p)
     p.set_defaults(run=run_live)
 
@@ -429,6 +432,17 @@ def _eye(text: str) -> str | None:
 
 
 _eye.__name__ = "eye"
+
+
+def _add_pixel_size_option(p: argparse.ArgumentParser, source: str) -> None:
+    """``--pixel-size-um``: µm and µm/s beside px in the results."""
+    p.add_argument(
+        "--pixel-size-um",
+        metavar="UM",
+        type=_positive(float),
+        help=f"size of a camera pixel on the eye, in µm (default: {source}); adds µm and "
+        "µm/s beside px in results.json and the report",
+    )
 
 
 def _add_visit_options(p: argparse.ArgumentParser) -> None:

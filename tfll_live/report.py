@@ -486,6 +486,10 @@ def _visit(visit: Visit) -> str:
     )
 
 
+def _um(px: float | None, size: float) -> float | None:
+    return None if px is None else px * size
+
+
 def _summary_table(
     stats: BlinkStats,
     kinetics: list[dict[str, Any] | None],
@@ -498,6 +502,10 @@ def _summary_table(
     n_drift = sum(1 for k in ks if k["model"].endswith("d*t"))
     n_cens = sum(1 for k in ks if k.get("spread_censored"))
     n_short = sum(1 for k in ks if k.get("model_decidable") is False)  # absent in older files
+    size = res.get("pixel_size_um") if _is_number(res.get("pixel_size_um")) else None
+    v0 = _median(k["initial_velocity_px_s"] for k in ks)
+    amp = _median(k["amplitude_px"] for k in ks)
+    calibrated = isinstance(res.get("thickness"), dict) and res["thickness"].get("calibration")
     rows = [
         ("Blinks", fmt(stats.n_blinks), f"{fmt(stats.n_partial)} partial"),
         ("Blink rate", fmt(stats.blink_rate_per_min, "/min", 1), ""),
@@ -521,8 +529,13 @@ def _summary_table(
         ("Time constant τ (median)", fmt(_median(k["tau_s"] for k in ks), "s"), ""),
         (
             "Initial velocity (median)",
-            fmt(_median(k["initial_velocity_px_s"] for k in ks), "px/s", 1),
-            "upward",
+            fmt(v0, "px/s", 1),
+            "upward" if size is None else f"upward, {fmt(_um(v0, size), 'µm/s', 1)}",
+        ),
+        (
+            "Amplitude (median)",
+            fmt(amp, "px", 1),
+            "upward travel" if size is None else f"upward travel, {fmt(_um(amp, size), 'µm', 1)}",
         ),
         (
             "Drift model chosen",
@@ -534,7 +547,13 @@ def _summary_table(
             fmt(None if thick is None else thick["median_nm"], "nm", 0),
             ""
             if thick is None
-            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} frames",
+            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} frames"
+            + ("" if calibrated else "; uncalibrated (no camera calibration loaded)"),
+        ),
+        (
+            "Pixel size",
+            fmt(size, "µm", 3),
+            "µm beside px" if size else "not known: displacements in px only",
         ),
     ]
     return "<h2>Summary</h2>" + _table(("Measure", "Value", ""), rows)

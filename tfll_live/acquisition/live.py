@@ -179,7 +179,12 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
     if visit.entered and args.record is None:
         print("tfll: warning: the visit is stored only in a recording (--record)", file=sys.stderr)
     if args.record is not None:  # armed before the start: the recording has every frame
-        recording = loop.start_recording(args.record, args.format, visit=visit)
+        recording = loop.start_recording(
+            args.record,
+            args.format,
+            visit=visit,
+            pixel_size_um=getattr(args, "pixel_size_um", None),
+        )
         asked = with_format_suffix(Path(args.record).expanduser(), args.format)
         if recording != asked:
             print(

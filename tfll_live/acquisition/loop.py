@@ -310,6 +310,7 @@ class CaptureLoop:
         path: str | Path,
         fmt: Literal["ome-tiff", "ome-zarr"] = "ome-zarr",
         visit: Visit | None = None,
+        pixel_size_um: float | None = None,
     ) -> Path:
         """Record from the next frame on; returns the path actually used.
 
@@ -320,6 +321,8 @@ class CaptureLoop:
         a new tracking session (tracker reset), so the recording's analysis stands alone and a
         replay of it gives the same numbers. ``visit``, when anything was entered, goes into
         the recording's metadata and its results.json (its start time: now, unless set).
+        ``pixel_size_um`` replaces the core's pixel size (a camera without a pixel-size
+        configuration, or one the user measured).
         Raises ``RuntimeError`` when already recording, ``OSError``/``ValueError`` (one line)
         when the path cannot be written.
         """
@@ -327,6 +330,8 @@ class CaptureLoop:
             if self._session.recording is not None:
                 raise RuntimeError(f"already recording to {self._session.recording.path}")
             attrs = self._session_attrs()
+            if pixel_size_um is not None:
+                attrs["pixel_size_um"] = pixel_size_um
             if visit is not None and visit.entered:
                 attrs["visit"] = visit.started().to_json()
             rec = Recording.create(path, fmt, attrs=attrs)
