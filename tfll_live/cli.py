@@ -657,28 +657,41 @@ def add_report(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         parents=[COMMON],
-        help="write an HTML session report",
+        help="write an HTML session report, or compare sessions",
         description="Write one self-contained HTML page (plots inline, no "
-        "network) from an analysis folder's results.json and frames.csv.",
+        "network) from an analysis folder's results.json and frames.csv. With two or more "
+        "folders (before/after a treatment): the sessions side by side, by eye, each measure "
+        "with its spread over the session's intervals.",
     )
     p.add_argument(
-        "results_dir",
+        "results_dirs",
         metavar="RESULTS_DIR",
+        nargs="+",
         type=Path,
         help="folder written by tfll analyze (or a recording's analysis)",
     )
     p.add_argument(
-        "--out", metavar="FILE", type=Path, help="output file (default: RESULTS_DIR/report.html)"
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help="output file (default: RESULTS_DIR/report.html; comparing: comparison.html here)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing comparison file"
     )
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     """Build the report and say where it went."""
+    from .compare import write_comparison
     from .report import write_report
 
     start = time.monotonic()
-    path = write_report(args.results_dir, args.out)
+    if len(args.results_dirs) > 1:
+        path = write_comparison(args.results_dirs, args.out, force=args.force)
+    else:
+        path = write_report(args.results_dirs[0], args.out)
     print(f"wrote {path} in {time.monotonic() - start:.1f} s")
     return EXIT_OK
 
