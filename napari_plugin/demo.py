@@ -23,6 +23,68 @@ def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def display_problem() -> str | None:
+    """Why the display napari would open cannot be reached, in one line (None: it can).
+
+    A DISPLAY that is set but has no X server behind it (a closed SSH forwarding, an Xvfb
+    that exited) makes Qt abort the process (exit 134) with a hint about platform plugins;
+    a connection attempt to the server's socket says what is wrong instead, without Qt.
+    """
+    if not has_display():
+        return NO_DISPLAY
+    x_display = os.environ.get("DISPLAY")
+    wayland = os.environ.get("WAYLAND_DISPLAY")
+    if wayland and not x_display:
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        path = wayland if os.path.isabs(wayland) else os.path.join(runtime, wayland)
+        if not os.path.exists(path):
+            return f"tfll demo cannot open the Wayland display {wayland} (no socket at {path})"
+        return None
+    assert x_display is not None
+    if not _x_server_answers(x_display):
+        return (
+            f"tfll demo cannot open the display {x_display} (DISPLAY is set, but no X server "
+            "answers there): check DISPLAY or the SSH forwarding, run it under xvfb-run -a, "
+            "or use `tfll live` for headless acquisition"
+        )
+    return None
+
+
+def _x_server_answers(display: str, timeout_s: float = 2.0) -> bool:
+    """Whether something listens where ``display`` (``[host]:N[.screen]``) points.
+
+    Local displays are a Unix socket (Linux also has it in the abstract namespace); remote
+    ones TCP port 6000+N. Forms not understood are let through: Qt will say.
+    """
+    import socket
+
+    host, _, rest = display.rpartition(":")
+    try:
+        number = int(rest.split(".")[0])
+    except ValueError:
+        return True
+    if host.startswith("/"):  # macOS XQuartz launchd socket: a path
+        return os.path.exists(display)
+    if host in ("", "unix"):
+        path = f"/tmp/.X11-unix/X{number}"
+        for address in ("\0" + path, path):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(timeout_s)
+                try:
+                    s.connect(address)
+                    return True
+                except OSError:
+                    continue
+        if host == "unix":
+            return False
+        host = "localhost"
+    try:
+        socket.create_connection((host, 6000 + number), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def run_demo(fps: float = 45.0, duration_s: float | None = None) -> int:
     """Open napari, start the synthetic camera with tracking, run until the window closes.
 

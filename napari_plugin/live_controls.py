@@ -26,6 +26,9 @@ from qtpy.QtWidgets import (
 )
 
 from tfll_live.tracking import Enhancement, FlowMethod, TrackerConfig
+from tfll_live.visit import default_study_folder
+
+from .visit_form import VisitForm
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
@@ -99,15 +102,24 @@ class LiveControls(QWidget):
         form.addRow("Calibration", calibration_row)
         form.addRow(self.stabilized_check)
 
+        visit = QGroupBox("Visit")
+        self.visit_form = VisitForm()
+        QVBoxLayout(visit).addWidget(self.visit_form.native)
+
         rec = QGroupBox("Recording")
         self.folder_edit, self.folder_button, folder_row = _path_row()
-        self.folder_edit.setText(str(Path.home()))
+        # the study folder: one folder per visit inside it (date, time, eye)
+        self.folder_edit.setText(str(default_study_folder()))
+        self.folder_edit.setToolTip(
+            "study folder: each visit's recordings go to a folder of their own inside it, "
+            "named by the visit's date, time and eye"
+        )
         self.format_combo = QComboBox()
         self.format_combo.addItems(list(FORMATS))
         self.record_button = QPushButton("Record")
         self.record_button.setCheckable(True)
         form = QFormLayout(rec)
-        form.addRow("Folder", folder_row)
+        form.addRow("Study folder", folder_row)
         form.addRow("Format", self.format_combo)
         form.addRow(self.record_button)
         self.report_button = QPushButton("Session report…")
@@ -122,7 +134,7 @@ class LiveControls(QWidget):
         self.message_label.setStyleSheet("color: #ff7b5c;")
 
         lay = QVBoxLayout(self)
-        for w in (cam, trk, rec, self.status_label, self.message_label):
+        for w in (cam, trk, visit, rec, self.status_label, self.message_label):
             lay.addWidget(w)
         lay.addStretch(1)
 
@@ -150,6 +162,7 @@ class LiveControls(QWidget):
         self.folder_edit.setEnabled(not rec)
         self.folder_button.setEnabled(not rec)
         self.format_combo.setEnabled(not rec)
+        self.visit_form.enabled = not rec  # a recording's visit is fixed when it starts
         self.report_button.setEnabled(not rec and self.saved_recording is not None)
 
     def show_message(self, text: str, error: bool = True) -> None:

@@ -39,6 +39,7 @@ from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
 from tfll_live.thickness import checked_calibration
 from tfll_live.tracking import FrameResult, TrackerConfig
+from tfll_live.visit import default_study_folder, visit_folder
 
 from .feed import LoopFeed
 from .layer_data import TrackHistory
@@ -310,13 +311,18 @@ class LiveWidget(LiveControls):
         if not self.is_live or self.loop is None:
             self.show_message("Start live first, then record.")
             return None
-        folder = Path(self.folder_edit.text().strip() or ".").expanduser()
+        study = Path(self.folder_edit.text().strip() or ".").expanduser()
         fmt = FORMATS[self.format_combo.currentText()]
         try:
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{folder}: no such folder")
+            if study == default_study_folder():
+                study.mkdir(parents=True, exist_ok=True)  # made on first use, not at startup
+            if not study.is_dir():
+                raise FileNotFoundError(f"{study}: no such folder")
+            visit = self.visit_form.start_recording()
+            folder = visit_folder(study, visit)
+            folder.mkdir(exist_ok=True)
             stem = time.strftime("tfll-%Y%m%d-%H%M%S")
-            path = self.loop.start_recording(folder / stem, fmt=fmt)  # type: ignore[arg-type]
+            path = self.loop.start_recording(folder / stem, fmt=fmt, visit=visit)  # type: ignore[arg-type]
         except Exception as exc:
             self.show_message(f"Cannot record: {one_line(exc)}")
             self._update_enabled()
@@ -522,7 +528,10 @@ class LiveWidget(LiveControls):
             if r.fit is not None and r.fit.b > 0:
                 parts.append(f"tau {r.fit.tau_s:.2f} s")
             if r.lipid_thickness_nm is not None:
-                parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm")
+                loop = self.loop
+                calibrated = loop is not None and loop.tracker_config.thickness_calibration
+                parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm"
+                             + ("" if calibrated else " (uncalibrated)"))
         if self._last_spread is not None:
             parts.append(self._last_spread)
         if self.is_recording:

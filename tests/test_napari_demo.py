@@ -42,3 +42,20 @@ def test_demo_streams_and_tracks_then_closes():
     assert last.startswith("tfll demo:"), p.stdout
     counts = dict(reversed(part.split()[:2]) for part in last.split(":", 1)[1].split(", ")[:3])
     assert int(counts["tracked"]) > 10 and counts["lost"] == "0", last
+
+
+def test_demo_with_an_unreachable_display_says_so_instead_of_a_qt_abort():
+    # a display number nothing listens on: Qt would abort (exit 134) with a misleading hint
+    p = subprocess.run([*TFLL, "demo"], env=_env(DISPLAY=":937"), capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open the display :937" in lines[0], p.stderr
+    assert "no X server answers" in lines[0] and "xvfb-run" in lines[0]
+
+
+def test_version():
+    import tfll_live
+
+    p = subprocess.run([*TFLL, "--version"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and p.stdout.strip() == f"tfll {tfll_live.__version__} (tfll-live)"

@@ -132,7 +132,8 @@ def test_recording_from_the_widget_reopens_with_the_reader(widget, qtbot, tmp_pa
     widget.format_combo.setCurrentText(fmt)
     assert not widget.report_button.isEnabled()  # nothing recorded yet
     path = widget.start_recording()
-    assert path is not None and path.parent == tmp_path, widget.message_label.text()
+    # in the visit's folder (date, time; no eye entered) inside the study folder
+    assert path is not None and path.parent.parent == tmp_path, widget.message_label.text()
     qtbot.waitUntil(lambda: widget.loop.stats.recorded >= 45, timeout=20_000)
     assert widget.stop_recording() == path
     widget.stop_live()
@@ -304,3 +305,53 @@ def test_frames_lost_in_the_camera_buffer_are_shown_at_once(widget, qtbot):
     widget.loop.events.frames_lost.emit(500, 500)  # as the capture thread reports a gap
     qtbot.waitUntil(lambda: "500 frames lost" in widget.message_label.text(), timeout=2_000)
     assert "recording is incomplete" in widget.message_label.text()
+
+
+def test_a_visit_entered_in_the_dock_is_recorded_and_remembered(widget, qtbot, tmp_path,
+                                                                 monkeypatch):
+    from tfll_live.report import build_report
+    from tfll_live.visit import default_study_folder
+
+    w = widget
+    assert w.folder_edit.text() == str(default_study_folder()) != str(Path.home())
+    # the default study folder, in the user's data directory, is made on first use
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    study = default_study_folder()
+    w.folder_edit.setText(str(study))
+    form = w.visit_form
+    form["patient_id"].value = "P-0042"
+    form["eye"].value = "OD"
+    form["operator"].value = "Dr Okafor"
+    form["notes"].value = "after lipid drops"
+    assert w.start_live(), w.message_label.text()
+
+    def record() -> Path:
+        rec = w.start_recording()
+        assert rec is not None, w.message_label.text()
+        assert not form.enabled  # the visit of a running recording is fixed
+        qtbot.waitUntil(lambda: w.loop.stats.recorded >= 20, timeout=20_000)
+        assert w.stop_recording() == rec
+        return rec
+
+    def visit_of(rec: Path) -> dict | None:
+        return read_results(rec.parent / (rec.name.split(".")[0] + ".tfll")).get("visit")
+
+    first, second = record(), record()
+    # remembered: both recordings of the visit carry it, with the first one's start time,
+    # and go to one folder named by the visit's date, time and eye
+    assert visit_of(first) == visit_of(second)
+    assert visit_of(first)["patient_id"] == "P-0042" and visit_of(first)["eye"] == "OD"
+    assert visit_of(first)["started_utc"] == form.visit.started_utc is not None
+    assert first.parent == second.parent and first.parent.parent == study
+    assert first.parent.name.endswith("_OD")
+    import zarr
+
+    assert zarr.open_group(first, mode="r").attrs["tfll"]["visit"] == visit_of(first)
+    w.stop_live()
+    assert "P-0042" in build_report(first.parent / (first.name.split(".")[0] + ".tfll"))
+    # a new visit: nothing entered, nothing identifying stored
+    form.new_button.clicked.emit()
+    assert form.visit.entered is False and form.visit.started_utc is None
+    assert w.start_live(), w.message_label.text()
+    third = record()
+    assert visit_of(third) is None and third.parent != first.parent

@@ -23,6 +23,7 @@ from .io import (
     stream_stem,
 )
 from .tracking import FrameResult, Tracker, TrackerConfig
+from .visit import Visit
 
 Progress = Callable[[int, int | None], None]
 """Called after each frame with (frames done, frames in the stream or None if unknown)."""
@@ -66,6 +67,49 @@ def track_stream(
         yield result
 
 
+def recorded_visit(metadata: dict[str, Any], name: str | Path) -> Visit:
+    """The visit a recording's metadata carries (OME-Zarr attributes or OME-TIFF annotation).
+
+    Empty for files that carry none; one that is not a visit is refused in one line.
+    """
+    import json
+
+    from .acquisition.ome_metadata import ANNOTATION_NS
+
+    doc: object = (metadata.get("tfll") or {}).get("visit")
+    if doc is None:
+        text = (metadata.get("annotations") or {}).get(ANNOTATION_NS, {}).get("visit")
+        if text:
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                raise StreamError(f"{name}: the recorded visit is not JSON") from None
+    try:
+        return Visit.from_json(doc)
+    except (TypeError, ValueError) as e:
+        raise StreamError(f"{name}: recorded {e}") from None
+
+
+def recorded_pixel_size(metadata: dict[str, Any], name: str | Path) -> float | None:
+    """The pixel size (µm) a recording's metadata carries, or None (0 in Micro-Manager: unset)."""
+    import json
+
+    from .acquisition.ome_metadata import ANNOTATION_NS
+    from .units import check_pixel_size
+
+    value: object = (metadata.get("tfll") or {}).get("pixel_size_um")
+    if value is None:
+        text = (metadata.get("annotations") or {}).get(ANNOTATION_NS, {}).get("pixel_size_um")
+        try:
+            value = json.loads(text) if text else None
+        except ValueError:
+            value = text
+    try:
+        return check_pixel_size(value, f"{name}: recorded pixel size")
+    except ValueError as e:
+        raise StreamError(str(e)) from None
+
+
 def default_out_dir(path: str | Path) -> Path:
     """Where ``analyze`` writes by default: ``<stem>.tfll/`` beside the input."""
     p = Path(path)
@@ -93,13 +137,18 @@ def analyze(
     config: TrackerConfig | None = None,
     progress: Progress | None = None,
     force: bool = False,
+    visit: Visit | None = None,
+    pixel_size_um: float | None = None,
 ) -> Path:
     """Track a recorded stream and write its results.json and frames.csv; returns the directory.
 
     A stream cut short (truncated file, video ending early) is analysed up to its last intact
     frame, written out with an ``incomplete`` note, and then reported as a StreamError.
     An earlier analysis in the output folder (a live session's, say) is replaced only with
-    ``force``, and then only once the new one is complete.
+    ``force``, and then only once the new one is complete. The visit is the recording's own
+    (when the stream is a recording that carries one) with the fields of ``visit`` replacing
+    its fields; results.json gets a ``visit`` only when some field was entered. The pixel
+    size (``pixel_size_um``, else the recording's) adds µm values beside the px ones.
     """
     config = config or TrackerConfig()
     out_dir = Path(out) if out is not None else default_out_dir(path)
@@ -140,6 +189,12 @@ def analyze(
                 "tracker": config.to_json(),
                 "resets": {"count": n_resets, "events": resets},
             }
+            size = pixel_size_um or recorded_pixel_size(source.metadata, source.path)
+            if size is not None:
+                extra["pixel_size_um"] = size
+            stored = recorded_visit(source.metadata, source.path).merged(visit or Visit())
+            if stored.entered:
+                extra["visit"] = stored.to_json()
             if lost:
                 extra["lost_frames"] = {
                     "count": len(lost),

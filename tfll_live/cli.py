@@ -19,8 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from . import __version__
+
 if TYPE_CHECKING:
     import numpy as np
+
+    from .visit import Visit
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -141,6 +145,8 @@ def add_analyze(sub: Any) -> None:
     )
     p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
     _add_calibration_option(p)
+    _add_pixel_size_option(p, "the recording's, when INPUT is one")
+    _add_visit_options(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -167,6 +173,8 @@ def run_analyze(args: argparse.Namespace) -> int:
             config=TrackerConfig(**settings),
             progress=progress,
             force=args.force,
+            visit=visit_from_args(args),
+            pixel_size_um=args.pixel_size_um,
         )
     finally:
         progress.finish()
@@ -330,10 +338,11 @@ def run_demo(args: argparse.Namespace) -> int:
     """Check for a display and napari, then hand over to the napari plugin's demo."""
     import importlib.util
 
-    from napari_plugin.demo import NO_DISPLAY, has_display
+    from napari_plugin.demo import display_problem
 
-    if not has_display():
-        print(f"tfll: {NO_DISPLAY}", file=sys.stderr)
+    problem = display_problem()
+    if problem is not None:
+        print(f"tfll: {problem}", file=sys.stderr)
         return EXIT_FAILED
     if importlib.util.find_spec("napari") is None:
         print("tfll: tfll demo needs napari: pip install 'tfll-live[napari]'", file=sys.stderr)
@@ -398,6 +407,8 @@ def add_live(sub: Any) -> None:
         help="replay as fast as tracking goes instead of at the recorded rate",
     )
     _add_calibration_option(p)
+    _add_pixel_size_option(p, "the Micro-Manager core's pixel-size configuration")
+    _add_visit_options(p)
     p.set_defaults(run=run_live)
 
 
@@ -406,6 +417,55 @@ def run_live(args: argparse.Namespace) -> int:
     from .acquisition.live import run_live as live
 
     return live(args)
+
+
+# -- the visit ------------------------------------------------------------------------------------
+
+
+def _eye(text: str) -> str | None:
+    from .visit import check_eye
+
+    try:
+        return check_eye(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+_eye.__name__ = "eye"
+
+
+def _add_pixel_size_option(p: argparse.ArgumentParser, source: str) -> None:
+    """``--pixel-size-um``: µm and µm/s beside px in the results."""
+    p.add_argument(
+        "--pixel-size-um",
+        metavar="UM",
+        type=_positive(float),
+        help=f"size of a camera pixel on the eye, in µm (default: {source}); adds µm and "
+        "µm/s beside px in results.json and the report",
+    )
+
+
+def _add_visit_options(p: argparse.ArgumentParser) -> None:
+    """``--patient --eye --operator --notes``: the visit, stored only when given."""
+    g = p.add_argument_group(
+        "visit (optional; stored in the recording, results.json and the report only when given)"
+    )
+    g.add_argument("--patient", metavar="ID", help="pseudonymous patient ID (never a name)")
+    g.add_argument("--eye", type=_eye, metavar="OD|OS", help="OD (right) or OS (left)")
+    g.add_argument("--operator", metavar="NAME", help="who took the measurement")
+    g.add_argument("--notes", metavar="TEXT", help="free notes on the visit")
+
+
+def visit_from_args(args: argparse.Namespace) -> Visit:
+    """The visit given on the command line (empty when no option was given)."""
+    from .visit import Visit
+
+    return Visit(
+        patient_id=getattr(args, "patient", None),
+        eye=getattr(args, "eye", None),
+        operator=getattr(args, "operator", None),
+        notes=getattr(args, "notes", None),
+    )
 
 
 # -- calibrate ------------------------------------------------------------------------------------
@@ -597,28 +657,41 @@ def add_report(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         parents=[COMMON],
-        help="write an HTML session report",
+        help="write an HTML session report, or compare sessions",
         description="Write one self-contained HTML page (plots inline, no "
-        "network) from an analysis folder's results.json and frames.csv.",
+        "network) from an analysis folder's results.json and frames.csv. With two or more "
+        "folders (before/after a treatment): the sessions side by side, by eye, each measure "
+        "with its spread over the session's intervals.",
     )
     p.add_argument(
-        "results_dir",
+        "results_dirs",
         metavar="RESULTS_DIR",
+        nargs="+",
         type=Path,
         help="folder written by tfll analyze (or a recording's analysis)",
     )
     p.add_argument(
-        "--out", metavar="FILE", type=Path, help="output file (default: RESULTS_DIR/report.html)"
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help="output file (default: RESULTS_DIR/report.html; comparing: comparison.html here)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing comparison file"
     )
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     """Build the report and say where it went."""
+    from .compare import write_comparison
     from .report import write_report
 
     start = time.monotonic()
-    path = write_report(args.results_dir, args.out)
+    if len(args.results_dirs) > 1:
+        path = write_comparison(args.results_dirs, args.out, force=args.force)
+    else:
+        path = write_report(args.results_dirs[0], args.out)
     print(f"wrote {path} in {time.monotonic() - start:.1f} s")
     return EXIT_OK
 
@@ -642,6 +715,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tfll",
         parents=[COMMON],
         description="Real-time tracking of the tear film lipid layer.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"tfll {__version__} (tfll-live)"
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for add in SUBCOMMANDS:

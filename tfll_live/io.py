@@ -1118,7 +1118,9 @@ class AnalysisWriter:
         if clash:
             raise ValueError(f"extra fields would replace results.json fields: {sorted(clash)}")
         doc.update(extra or {})
-        return doc
+        from .units import add_physical_units
+
+        return add_physical_units(doc)
 
     def close(self, summary: Summary | None = None, extra: dict[str, Any] | None = None) -> None:
         """Finish frames.csv and, given the summary, write results.json (tmp file + rename)."""

@@ -41,6 +41,7 @@ from .kinetics import (
     model_word,
 )
 from .thickness import thickness_summary
+from .visit import Visit
 
 MAX_INTERVAL_PLOTS = 60  # a 10-minute session has ~100 intervals; the table lists them all
 MAX_POINTS = 600  # per curve after decimation (min/max pairs per column)
@@ -365,6 +366,10 @@ def results_problem(res: dict[str, Any]) -> str | None:
                     problem = f"{what}.spread.{bad[0]} is {_show(spread[bad[0]])}, not a number"
         if problem is not None:
             return problem
+    try:
+        Visit.from_json(res.get("visit"))
+    except (TypeError, ValueError) as e:
+        return str(e)
     return None
 
 
@@ -431,6 +436,7 @@ def _page(session: _Session) -> str:
         f"<span class='muted'>tfll-live {__version__}, {html.escape(str(res['schema']))}"
         f"</span></p>",
     ]
+    parts.append(_visit(Visit.from_json(res.get("visit"))))
     parts += [f"<p class='note'>Missing: {html.escape(m)}</p>" for m in session.missing]
     parts.append(_summary_table(stats, kinetics, thick, res))
     parts.append(_timeline(res, stats, fps, times))
@@ -462,6 +468,28 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _visit(visit: Visit) -> str:
+    """The visit as entered, and which of its fields the files hold (nothing is guessed)."""
+    eyes = {"OD": "OD (right eye)", "OS": "OS (left eye)"}
+    rows = [
+        ("Patient ID", visit.patient_id),
+        ("Eye", eyes.get(visit.eye or "", visit.eye)),
+        ("Operator", visit.operator),
+        ("Visit started (UTC)", visit.started_utc),
+        ("Notes", visit.notes),
+    ]
+    table = _table(("Visit", ""), [(k, v) for k, v in rows if v is not None])
+    return (
+        "<h2>Visit</h2>"
+        + (table if visit.entered else "")
+        + f"<p class='muted'>{html.escape(visit.stored_text().capitalize())}.</p>"
+    )
+
+
+def _um(px: float | None, size: float) -> float | None:
+    return None if px is None else px * size
+
+
 def _summary_table(
     stats: BlinkStats,
     kinetics: list[dict[str, Any] | None],
@@ -474,6 +502,10 @@ def _summary_table(
     n_drift = sum(1 for k in ks if k["model"].endswith("d*t"))
     n_cens = sum(1 for k in ks if k.get("spread_censored"))
     n_short = sum(1 for k in ks if k.get("model_decidable") is False)  # absent in older files
+    size = res.get("pixel_size_um") if _is_number(res.get("pixel_size_um")) else None
+    v0 = _median(k["initial_velocity_px_s"] for k in ks)
+    amp = _median(k["amplitude_px"] for k in ks)
+    calibrated = isinstance(res.get("thickness"), dict) and res["thickness"].get("calibration")
     rows = [
         ("Blinks", fmt(stats.n_blinks), f"{fmt(stats.n_partial)} partial"),
         ("Blink rate", fmt(stats.blink_rate_per_min, "/min", 1), ""),
@@ -497,8 +529,13 @@ def _summary_table(
         ("Time constant τ (median)", fmt(_median(k["tau_s"] for k in ks), "s"), ""),
         (
             "Initial velocity (median)",
-            fmt(_median(k["initial_velocity_px_s"] for k in ks), "px/s", 1),
-            "upward",
+            fmt(v0, "px/s", 1),
+            "upward" if size is None else f"upward, {fmt(_um(v0, size), 'µm/s', 1)}",
+        ),
+        (
+            "Amplitude (median)",
+            fmt(amp, "px", 1),
+            "upward travel" if size is None else f"upward travel, {fmt(_um(amp, size), 'µm', 1)}",
         ),
         (
             "Drift model chosen",
@@ -510,7 +547,13 @@ def _summary_table(
             fmt(None if thick is None else thick["median_nm"], "nm", 0),
             ""
             if thick is None
-            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} frames",
+            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} frames"
+            + ("" if calibrated else "; uncalibrated (no camera calibration loaded)"),
+        ),
+        (
+            "Pixel size",
+            fmt(size, "µm", 3),
+            "µm beside px" if size else "not known: displacements in px only",
         ),
     ]
     return "<h2>Summary</h2>" + _table(("Measure", "Value", ""), rows)

@@ -173,8 +173,18 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
     n_said = 0  # errors printed so far
     interrupted = ended_by_itself = False
     recording: Path | None = None
+    from tfll_live.cli import visit_from_args
+
+    visit = visit_from_args(args)
+    if visit.entered and args.record is None:
+        print("tfll: warning: the visit is stored only in a recording (--record)", file=sys.stderr)
     if args.record is not None:  # armed before the start: the recording has every frame
-        recording = loop.start_recording(args.record, args.format)
+        recording = loop.start_recording(
+            args.record,
+            args.format,
+            visit=visit,
+            pixel_size_um=getattr(args, "pixel_size_um", None),
+        )
         asked = with_format_suffix(Path(args.record).expanduser(), args.format)
         if recording != asked:
             print(

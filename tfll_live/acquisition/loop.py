@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from tfll_live.tracking import FrameResult, TrackerConfig
+from tfll_live.visit import Visit
 
 from . import _thread_errors
 from ._flow import KEY_FLOW
@@ -305,7 +306,11 @@ class CaptureLoop:
 
     # -- recording --------------------------------------------------------------------------
     def start_recording(
-        self, path: str | Path, fmt: Literal["ome-tiff", "ome-zarr"] = "ome-zarr"
+        self,
+        path: str | Path,
+        fmt: Literal["ome-tiff", "ome-zarr"] = "ome-zarr",
+        visit: Visit | None = None,
+        pixel_size_um: float | None = None,
     ) -> Path:
         """Record from the next frame on; returns the path actually used.
 
@@ -314,13 +319,22 @@ class CaptureLoop:
         if missing, and when that path (or its analysis folder) exists the recording goes to
         ``<name>-1``, ``-2``, ... (the returned path says which). Starting a recording starts
         a new tracking session (tracker reset), so the recording's analysis stands alone and a
-        replay of it gives the same numbers. Raises ``RuntimeError`` when already recording,
-        ``OSError``/``ValueError`` (one line) when the path cannot be written.
+        replay of it gives the same numbers. ``visit``, when anything was entered, goes into
+        the recording's metadata and its results.json (its start time: now, unless set).
+        ``pixel_size_um`` replaces the core's pixel size (a camera without a pixel-size
+        configuration, or one the user measured).
+        Raises ``RuntimeError`` when already recording, ``OSError``/``ValueError`` (one line)
+        when the path cannot be written.
         """
         with self._lock:
             if self._session.recording is not None:
                 raise RuntimeError(f"already recording to {self._session.recording.path}")
-            rec = Recording.create(path, fmt, attrs=self._session_attrs())
+            attrs = self._session_attrs()
+            if pixel_size_um is not None:
+                attrs["pixel_size_um"] = pixel_size_um
+            if visit is not None and visit.entered:
+                attrs["visit"] = visit.started().to_json()
+            rec = Recording.create(path, fmt, attrs=attrs)
             self._session = Session(self._cfg, recording=rec)
             self._last_recording = None
         self.events.recording_started.emit(rec.path)

@@ -425,6 +425,8 @@ class Recording:
             "frames": counts,
             "pixel_size_um": self.attrs.get("pixel_size_um"),
         }
+        if self.attrs.get("visit") is not None:
+            extra["visit"] = self.attrs["visit"]
         if reason is not None:
             extra["incomplete"] = {"reason": reason, "frames_read": self.n_written}
         analysis = self._analysis
