@@ -76,7 +76,8 @@ def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
     assert "acquired" in proc.stderr and "tracked" in proc.stderr  # the status line
     doc = read_results(tmp_path / "take.tfll")
     with open_stream(tmp_path / "take.ome.zarr") as src:
-        assert src.n_frames == doc["n_frames"] >= 100 and src.fps == pytest.approx(200.0)
+        # the delivered rate, by the frames' real times (a busy machine may cost an exposure)
+        assert src.n_frames == doc["n_frames"] >= 100 and src.fps == pytest.approx(200.0, rel=0.05)
     assert f"recorded {doc['n_frames']} frames" in summary
 
 

@@ -34,7 +34,7 @@ class Offered:
     index: int  # frame number in the session (the recording's frame number while recording)
     time_s: float  # camera time since the session's first frame
     frame: np.ndarray
-    received: str | None  # the core's TimeReceivedByCore, for the result latency
+    readout: float | None  # when the camera read the frame out (Unix s), for the latency
     recording: Recording | None = None  # the recording the frame went to, if any
     flow: str | None = None  # credit token of a camera paced by its consumer: never skipped
     arrived: float = 0.0  # time.perf_counter() when the capture thread handed it over

@@ -28,7 +28,7 @@ from tfll_live.tracking import Interval, TrackerConfig
 from .core import make_core
 from .loop import CaptureLoop, CaptureStats, LoopState
 from .recorder import analysis_dir_for, disk_size, with_format_suffix
-from .status import counts_text, eye_word, lost_text
+from .status import counts_text, eye_word, lost_text, rate_text
 
 EXIT_OK, EXIT_FAILED = 0, 1
 DISK_WARN_MINUTES = 5.0  # warn (once) when the disk holds less recording than this
@@ -200,6 +200,7 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
             print(f"tfll: error: {e}", file=sys.stderr)
             return EXIT_FAILED
         raise
+    rate_warned = False  # the camera's shortfall is said once
     try:
         deadline = None if args.duration is None else time.monotonic() + args.duration
         next_disk_check, disk_warned = time.monotonic() + 1.0, False
@@ -220,6 +221,10 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
                         f"tfll: warning: the disk holds about {left:.1f} more minutes of "
                         "recording at this rate; the recording stops before it is full"
                     )
+            shortfall = None if rate_warned else rate_text(stats)
+            if shortfall is not None:
+                rate_warned = True
+                status.say(f"tfll: warning: {shortfall}")
             status.show(stats, recording if loop.is_recording else None)
             ended.wait(0.05)
         ended_by_itself = ended.is_set()
@@ -232,6 +237,9 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
             stats = loop.stop(timeout_s=1.0)
         status.show(stats, None, force=True)
         status.finish()
+    shortfall = None if rate_warned else rate_text(stats)
+    if shortfall is not None:  # said once: during the run, or now
+        print(f"tfll: warning: {shortfall}", file=sys.stderr)
     how = (
         f"stopped by {caught[0] if caught else 'Ctrl-C'}"
         if interrupted
@@ -262,7 +270,17 @@ def _summary(
     return (
         f"live ({how}): {stats.acquired} frames acquired, {stats.lost} lost, "
         f"{stats.tracked} tracked ({stats.tracked / max(stats.acquired, 1):.0%}) in "
-        f"{stats.elapsed_s:.1f} s ({stats.acquired / max(stats.elapsed_s, 1e-9):.1f} frames/s); "
-        f"result latency median {stats.latency_ms_median:.1f} ms, p95 "
+        f"{stats.elapsed_s:.1f} s ({_rates(stats)}); "
+        f"result latency (from the camera's readout) median {stats.latency_ms_median:.1f} ms, p95 "
         f"{stats.latency_ms_p95:.1f} ms; {n_blinks} blinks, {len(taus)} interval fits{tau}{rec}"
     )
+
+
+def _rates(stats: CaptureStats) -> str:
+    """The delivered frame rate, by the camera's own frame times, against the requested one."""
+    delivered = stats.delivered_fps
+    if delivered <= 0:  # under a second of frames: the rate over the run
+        delivered = stats.acquired / max(stats.elapsed_s, 1e-9)
+    requested = stats.requested_fps
+    wanted = f" of {requested:.1f} requested" if requested > 0 else ""
+    return f"{delivered:.1f} frames/s{wanted}"

@@ -24,6 +24,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,7 +42,7 @@ from .events import CaptureEvents
 from .handoff import Offered, TrackQueue
 from .pixels import camera_frame
 from .recorder import Recording
-from .synthetic_camera import KEY_END, KEY_TIME_S
+from .synthetic_camera import KEY_END, KEY_READOUT, KEY_TIME_S
 from .tracking_worker import (
     QUIT,
     EndRecording,
@@ -74,13 +75,24 @@ class CaptureStats:
     tracked: int = 0  # frames the tracker processed
     untracked: int = 0  # frames the tracker skipped to keep up (or could not take)
     fps: float = 0.0  # recent rate of tracked frames
-    latency_ms_median: float = float("nan")  # frame in the core's buffer -> FrameResult
+    latency_ms_median: float = float("nan")  # camera readout of the frame -> its FrameResult
     latency_ms_p95: float = float("nan")
     state: LoopState = LoopState.IDLE
     elapsed_s: float = 0.0  # since start
     current_tau_s: float | None = None  # tau of the live spread fit, if any
     eye_state: str = ""  # "open" / "blink" / "no_eye" in the newest tracked frame
     backlog: int = 0  # frames waiting for the tracker (camera buffer and hand-over)
+    requested_fps: float = 0.0  # the rate asked of the camera (1000 / exposure; 0: unknown)
+    delivered_fps: float = 0.0  # the rate it delivers, by its own frame times (0: too soon)
+
+    @property
+    def camera_behind(self) -> bool:
+        """Whether the camera delivers clearly fewer frames than requested (after a second)."""
+        return bool(
+            self.delivered_fps > 0
+            and self.requested_fps > 0
+            and self.delivered_fps < RATE_SHORTFALL * self.requested_fps
+        )
 
     @property
     def tracked_share(self) -> float:
@@ -101,6 +113,9 @@ _MIN_STALL_S = 3.0  # a camera silent this long (or 20 frame periods) has stoppe
 # the tracker skips to newer frames once it is this far behind; a session's first frame alone
 # costs ~0.2 s (the pupil search and the first thickness fit), which this absorbs
 MAX_TRACK_LAG_S = 0.25
+# a camera delivering under this share of the requested rate is said to fall short
+RATE_SHORTFALL = 0.9
+_RATE_AFTER_S = 1.0  # camera time before the delivered rate is judged (startup jitter)
 
 
 class CaptureLoop:
@@ -148,6 +163,8 @@ class CaptureLoop:
         self._ended_at: float | None = None
         self._camera_label = ""
         self._period_s = 0.0
+        self._first_cam: tuple[int, float] | None = None  # (image number, camera time s)
+        self._last_cam: tuple[int, float] | None = None
 
     # -- public state -----------------------------------------------------------------------
     @property
@@ -216,7 +233,17 @@ class CaptureLoop:
             current_tau_s=tau,
             eye_state="" if latest is None else latest[1].state.value,
             backlog=self.backlog,
+            requested_fps=1.0 / self._period_s if self._period_s > 0 else 0.0,
+            delivered_fps=self._delivered_fps(),
         )
+
+    def _delivered_fps(self) -> float:
+        """Frames per second by the camera's own frame times (0 in the first second)."""
+        first, last = self._first_cam, self._last_cam
+        if first is None or last is None:
+            return 0.0
+        span = last[1] - first[1]
+        return (last[0] - first[0]) / span if span >= _RATE_AFTER_S else 0.0
 
     def latest(self) -> tuple[np.ndarray, FrameResult] | None:
         """Return the newest tracked frame and its result, for display (which may skip frames)."""
@@ -439,6 +466,9 @@ class CaptureLoop:
         t_cam = _float(md.get(KEY_TIME_S))
         if t_cam is None:
             t_cam = _float(md.get("ElapsedTime-ms"), 0.0) / 1000.0  # type: ignore[operator]
+        if self._first_cam is None:
+            self._first_cam = (number, t_cam)
+        self._last_cam = (number, t_cam)
         failed: Recording | None = None
         with self._lock:
             session = self._session
@@ -467,7 +497,7 @@ class CaptureLoop:
                 index,
                 t,
                 frame,
-                md.get("TimeReceivedByCore"),
+                _readout_time(md),
                 recording=rec,
                 flow=md.get(KEY_FLOW),
                 arrived=time.perf_counter(),
@@ -544,6 +574,7 @@ class CaptureLoop:
     # -- helpers ----------------------------------------------------------------------------
     def _reset_counters(self) -> None:
         self._acquired = self._lost = self._next_number = 0
+        self._first_cam = self._last_cam = None
         self._last_recording = None
         self._components = None
         self._started_at = self._ended_at = None
@@ -589,6 +620,21 @@ def _rate(times: Any) -> float:
     """Events per second over a deque of perf_counter times."""
     span = times[-1] - times[0] if len(times) > 1 else 0.0
     return (len(times) - 1) / span if span > 0 else 0.0
+
+
+def _readout_time(md: dict[str, str]) -> float | None:
+    """When the camera read the frame out (Unix s), for the result latency.
+
+    The project's cameras stamp it (``tfll.readout_time``), so a frame that reaches the core
+    late counts as late; other cameras give the time the core received it.
+    """
+    readout = _float(md.get(KEY_READOUT))
+    if readout is not None:
+        return readout
+    try:
+        return datetime.fromisoformat(str(md.get("TimeReceivedByCore"))).timestamp()
+    except ValueError:
+        return None
 
 
 def _frame_period_s(core: Any) -> float:

@@ -20,7 +20,7 @@ from pymmcore_plus.experimental.unicore import CameraDevice, pymm_property
 from tfll_live.io import FrameSource, StreamError, open_stream
 
 from ._flow import KEY_FLOW, FlowControl
-from .synthetic_camera import KEY_END, KEY_FRAME, KEY_SOURCE_FRAME, KEY_TIME_S
+from .synthetic_camera import KEY_END, KEY_FRAME, KEY_READOUT, KEY_SOURCE_FRAME, KEY_TIME_S
 
 
 class ReplayCamera(CameraDevice):
@@ -149,6 +149,7 @@ class ReplayCamera(CameraDevice):
         offset = 0.0  # time added per completed pass when looping
         last_t = 0.0
         t_start = time.perf_counter()
+        wall_start = time.time()
         for k, (i, frame, last) in enumerate(self._passes()):
             if n is not None and k >= n:
                 return
@@ -164,7 +165,16 @@ class ReplayCamera(CameraDevice):
                 delay = t_start + offset + t - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-            md = {KEY_TIME_S: repr(offset + t), KEY_FRAME: str(k), KEY_SOURCE_FRAME: str(i)}
+                # due now in real time: a frame delivered late counts as late
+                readout = wall_start + offset + t
+            else:
+                readout = time.time()  # paced by its consumer: read out when delivered
+            md = {
+                KEY_TIME_S: repr(offset + t),
+                KEY_READOUT: repr(readout),
+                KEY_FRAME: str(k),
+                KEY_SOURCE_FRAME: str(i),
+            }
             if last:
                 md[KEY_END] = "1"
             if flow is not None:

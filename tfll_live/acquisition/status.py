@@ -26,3 +26,17 @@ def lost_text(n: int, total: int, elapsed_s: float) -> str:
         f"{n} frames lost in the camera's buffer at {elapsed_s:.1f} s ({total} in all): "
         "the recording is incomplete"
     )
+
+
+def rate_text(stats: CaptureStats) -> str | None:
+    """Say that the camera delivers fewer frames than requested (None while it keeps up).
+
+    The frames keep their real times, so the analysis is right; what suffers is the time
+    resolution (and a recording's rate is the delivered one).
+    """
+    if not stats.camera_behind:
+        return None
+    return (
+        f"the camera delivers {stats.delivered_fps:.1f} frames/s, not the "
+        f"{stats.requested_fps:.1f} requested: it cannot keep up (frames keep their real times)"
+    )

@@ -1,9 +1,10 @@
 """The synthetic interferometer as a Micro-Manager camera (a unicore Python device).
 
 Frames of ``tfll_live.synth`` come out live, one per exposure (the camera free-runs at
-``1000 / Exposure`` frames/s), each with its exact frame time in the metadata (``tfll.time_s``),
-as a camera's hardware timestamp would give it. The camera samples the simulated eye at its
-own frame times, so changing the exposure changes the frame rate, not the eye's dynamics.
+``1000 / Exposure`` frames/s, slower when it cannot render that fast), each with its real frame
+time in the metadata (``tfll.time_s``), as a camera's hardware timestamp would give it. The
+camera samples the simulated eye at its own frame times, so changing the exposure changes the
+frame rate, not the eye's dynamics.
 This is the default camera when no configuration is given.
 
 Rendering a 480x640 frame costs several milliseconds of CPU; at high frame rates set
@@ -13,7 +14,10 @@ Rendering a 480x640 frame costs several milliseconds of CPU; at high frame rates
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -27,13 +31,26 @@ KEY_TIME_S = "tfll.time_s"  # the frame's time in s since the first frame of the
 KEY_FRAME = "tfll.frame"  # the camera's own frame counter in the sequence
 KEY_SOURCE_FRAME = "tfll.source_frame"  # which frame of the stream/file this is
 KEY_END = "tfll.end_of_stream"  # "1" on the last frame of a stream that does not loop
+# when the frame was read out of the camera, in Unix seconds: result latency counts from here,
+# so a frame that reaches the core late counts as late
+KEY_READOUT = "tfll.readout_time"
+# seconds of frames the camera holds when delivery falls behind its exposures (like on-board
+# memory); further behind, it skips exposures and delivers fewer frames than requested
+ONBOARD_S = 0.25
 
 
 class SyntheticCamera(CameraDevice):
     """Synthetic tear-film interferometer camera; one frame per exposure."""
 
-    def __init__(self, config: SynthConfig | None = None, *, prerender: bool = False) -> None:
+    def __init__(
+        self,
+        config: SynthConfig | None = None,
+        *,
+        prerender: bool = False,
+        onboard_s: float = ONBOARD_S,
+    ) -> None:
         super().__init__()
+        self._onboard_s = onboard_s  # seconds of frames held when delivery falls behind
         self._cfg = config or SynthConfig()
         self._fps = float(self._cfg.fps)
         self._prerender = prerender
@@ -156,29 +173,54 @@ class SyntheticCamera(CameraDevice):
     def start_sequence(
         self, n: int | None, get_buffer: Callable[[Sequence[int], DTypeLike], np.ndarray]
     ) -> Iterator[Mapping]:
-        """Render frames into the core's buffer, one per exposure, paced by the clock."""
+        """Render frames into the core's buffer, one per exposure, paced by the clock.
+
+        The camera exposes on a clock of one slot per exposure. Producing a frame (its
+        readout, here the rendering) that takes longer than a slot makes the next exposure
+        wait for a later slot: a camera that cannot keep up runs evenly slower, as hardware
+        does. It holds ``onboard_s`` of frames it could not yet deliver (a busy moment delays
+        frames; they keep their times and count as late); further behind, the slots missed
+        were never exposed. So ``tfll.time_s`` is always the time the frame shows and
+        ``tfll.readout_time`` when it was due out of the camera.
+        """
         stream = self._ensure_ready()
         cache, fps, stream_fps = self._cache, self._fps, float(self._cfg.fps)
         shape, dtype = self.shape(), self.dtype()
+        held_slots = self._onboard_s * fps
         exposure = f"{1000.0 / fps:.4f}"
         t0 = time.perf_counter()
+        wall0 = time.time() - (time.perf_counter() - t0)
         k = 0
+        slot = 0
+        step = 1  # slots one frame takes (more when producing it is slower than a slot)
+        produce_s: deque[float] = deque(maxlen=15)  # recent times to produce a frame
         while n is None or k < n:
             buf = get_buffer(shape, dtype)
-            t_s = k / fps
+            now_slot = (time.perf_counter() - t0) * fps
+            if now_slot > slot + 1 + held_slots:  # more behind than its memory holds
+                slot = math.ceil(now_slot)  # the slots in between were never exposed
+            t_s = slot / fps
             src = round(t_s * stream_fps) % len(stream)
+            started = time.thread_time()  # its CPU time: waits for the machine are not its pace
             if cache is not None:
                 np.copyto(buf, cache[src])
             else:
                 stream.render(src, out=buf)
-            # the frame is "read out" at the end of its exposure
-            delay = t0 + (k + 1) / fps - time.perf_counter()
+            took = time.thread_time() - started
+            produce_s.append(took)
+            # the frame is "read out" at the end of its exposure, or once it is produced
+            readout_slot = slot + step
+            delay = t0 + readout_slot / fps - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
             yield {
                 KEY_TIME_S: repr(t_s),
+                KEY_READOUT: repr(wall0 + readout_slot / fps),
                 KEY_FRAME: str(k),
                 KEY_SOURCE_FRAME: str(src),
                 "Exposure-ms": exposure,
             }
             k += 1
+            slot += step
+            # by the median: a moment's delay is held on board, a lasting slowness slows the rate
+            step = max(1, math.ceil(statistics.median(produce_s) * fps - 0.1))

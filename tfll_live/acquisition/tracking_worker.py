@@ -16,7 +16,6 @@ import time
 from array import array
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -210,8 +209,8 @@ class TrackingWorker:
             item.recording.write_result(result)
         self.latest = (item.frame, result)
         self.tracked += 1
-        if item.received:
-            self.latency.add(_age_ms(item.received))
+        if item.readout is not None:
+            self.latency.add((time.time() - item.readout) * 1000.0)
         self.recent.append(time.perf_counter())
         self.events.frame_tracked.emit(result)
         if result.blink_ended is not None:
@@ -242,14 +241,6 @@ def finish_recording(marker: EndRecording, events: CaptureEvents) -> None:
     finally:
         marker.done.set()
     events.recording_stopped.emit(rec.path, marker.error or failed)
-
-
-def _age_ms(received: str) -> float:
-    """Milliseconds since the core received a frame (its ``TimeReceivedByCore``)."""
-    try:
-        return (datetime.now() - datetime.fromisoformat(received)).total_seconds() * 1000.0
-    except ValueError:
-        return float("nan")
 
 
 def _one_line(e: BaseException) -> str:
