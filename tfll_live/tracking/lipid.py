@@ -130,6 +130,10 @@ class DisplacementCurve:
         """
         if len(self.t) < 3:
             return self.at(t)
+        if t > self.t[-1]:
+            # past the last sample the line's slope is no measurement: carried on as the
+            # curve is (a little, then held), so a layer at rest is not walked on by keyframes
+            return self.smoothed(self.t[-1], n) + self.at(t) - self.at(self.t[-1])
         ts = np.asarray(self.t)
         near = np.argsort(np.abs(ts - t))[:n]
         tc = ts[near] - t
