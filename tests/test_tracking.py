@@ -292,3 +292,16 @@ def test_eye_motion_is_measured_from_the_first_frame_the_pupil_is_seen_in():
                   if np.hypot(s.truth.eye_dx_px[2], s.truth.eye_dy_px[2]) > 2.0)
     results, summary = run(stream)
     assert score(results, summary, stream.truth).eye_rmse_px <= 0.5
+
+
+def test_a_keyframe_after_the_last_sample_is_carried_as_the_curve_is():
+    # a layer at rest gives no samples; a new keyframe then takes its place from the curve,
+    # which holds, not from the slope of a line through earlier samples (that walked it on)
+    from tfll_live.tracking.lipid import CARRY_S, DisplacementCurve
+
+    curve = DisplacementCurve()
+    for k in range(10):
+        curve.add(0.1 * k, np.array([0.0, -2.0 * k]), 0.1 * k)  # 20 px/s up
+    late = 0.9 + CARRY_S + 2.0
+    assert abs(curve.smoothed(late)[1] - curve.at(late)[1]) < 0.5
+    assert abs(curve.smoothed(0.45)[1] - curve.at(0.45)[1]) < 0.5  # inside: the line
