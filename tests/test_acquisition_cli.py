@@ -81,6 +81,11 @@ def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
     assert f"recorded {doc['n_frames']} frames" in summary
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Children of a shell's background job start with SIGINT ignored; a terminal's do not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("sig", "how"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM"),
                                          (signal.SIGHUP, "SIGHUP")])
 def test_ctrl_c_sigterm_and_sighup_stop_cleanly_and_finalise_the_recording(tmp_path, small_cfg,
@@ -88,7 +93,8 @@ def test_ctrl_c_sigterm_and_sighup_stop_cleanly_and_finalise_the_recording(tmp_p
     proc = subprocess.Popen([sys.executable, "-m", "tfll_live.cli", "live", "--config",
                              str(small_cfg), "--record", "take", "--format", "ome-tiff"],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         meta = tmp_path / "take.tfll" / "camera_frames.jsonl"
         deadline = time.monotonic() + 30
@@ -203,7 +209,8 @@ def test_a_filling_disk_is_warned_of_and_stops_the_recording_at_once(tmp_path, s
     cmd = (f'mount -t tmpfs -o size=64m tmpfs "{disk}" && cd "{disk}" && exec "{sys.executable}" '
            f'-m tfll_live.cli live --config "{small_cfg}" --record take --duration 60')
     proc = subprocess.Popen(["unshare", "-m", "sh", "-c", cmd], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)
     said: list[str] = []
     try:
         assert proc.stderr is not None
