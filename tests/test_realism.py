@@ -74,8 +74,10 @@ def _bounds_hold(name: str, seed: int) -> None:
     assert acc.eye_rmse_px <= 0.5
     full = [s for s in acc.intervals if s.long_enough]
     assert full, "the stream holds an interval longer than two tau"
-    for s in full:  # followed to the end, not walked on at rest
-        assert abs(s.measured_travel_px / s.true_travel_px - 1) <= 0.10, s
+    for s in full:  # followed to the end (10%, or a few pixels on short travels), not
+        # walked on at rest (that added 7% of the height over 10 s on the saccades preset)
+        slack = max(0.10 * s.true_travel_px, 0.02 * stream.config.height)
+        assert abs(s.measured_travel_px - s.true_travel_px) <= slack, s
     amplitude = np.array([s.amplitude_error for s in full])
     assert np.all(amplitude <= 0.15), amplitude
     assert np.median(amplitude) <= 0.07
