@@ -20,6 +20,10 @@ from tfll_live.synth import SynthConfig
 SMALL = SynthConfig(height=240, width=320, n_frames=200, seed=2)
 
 
+# demo_cfg comes first in the tests that need the real adapters: where they are absent it skips
+# before napari's viewer fixture is set up (whose teardown fails on a test skipped in setup)
+
+
 def _dock(make_napari_viewer) -> LiveWidget:
     viewer = make_napari_viewer()
     widget = LiveWidget(viewer)
@@ -34,7 +38,7 @@ def _cores_with_a_democamera() -> list[CMMCorePlus]:
 
 
 def test_the_dock_uses_the_camera_a_pymmcore_widgets_widget_loaded(
-    make_napari_viewer, qtbot, demo_cfg, fresh_global_core
+    demo_cfg, make_napari_viewer, qtbot, fresh_global_core
 ):
     core = CMMCorePlus.instance()  # a plain CMMCorePlus, as napari-micromanager makes it
     loader = ConfigurationWidget()  # pymmcore-widgets, on the shared core
@@ -83,7 +87,7 @@ def test_the_synthetic_camera_joins_the_shared_core_while_it_is_used(
 
 
 def test_a_plain_shared_core_keeps_its_camera_and_the_synthetic_one_runs_beside_it(
-    make_napari_viewer, qtbot, demo_cfg, fresh_global_core
+    demo_cfg, make_napari_viewer, qtbot, fresh_global_core
 ):
     core = CMMCorePlus.instance()
     core.loadSystemConfiguration(str(demo_cfg))
