@@ -188,14 +188,15 @@ class SyntheticCamera(CameraDevice):
         shape, dtype = self.shape(), self.dtype()
         held_slots = self._onboard_s * fps
         exposure = f"{1000.0 / fps:.4f}"
-        t0 = time.perf_counter()
-        wall0 = time.time() - (time.perf_counter() - t0)
+        t0 = wall0 = 0.0
         k = 0
         slot = 0
         step = 1  # slots one frame takes (more when producing it is slower than a slot)
         produce_s: deque[float] = deque(maxlen=15)  # recent times to produce a frame
         while n is None or k < n:
             buf = get_buffer(shape, dtype)
+            if k == 0:  # the clock starts with the first exposure, once the core has a buffer
+                t0, wall0 = time.perf_counter(), time.time()  # (allocating it can take 0.3 s)
             now_slot = (time.perf_counter() - t0) * fps
             if now_slot > slot + 1 + held_slots:  # more behind than its memory holds
                 slot = math.ceil(now_slot)  # the slots in between were never exposed
