@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from private_disk import can_mount_private_tmpfs
 
 from tfll_live.io import open_stream, read_results
 from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
@@ -190,17 +191,7 @@ def test_camera_failure_mid_run_exits_nonzero_with_the_reason(tmp_path):
     assert json.loads(last)["frame"] == doc["n_frames"] - 1
 
 
-def _can_mount_private_tmpfs() -> bool:
-    import shutil
-
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _can_mount_private_tmpfs(),
+@pytest.mark.skipif(not can_mount_private_tmpfs(),
                     reason="cannot mount a tmpfs in a private mount namespace here")
 def test_a_filling_disk_is_warned_of_and_stops_the_recording_at_once(tmp_path, small_cfg):
     """64 MB of disk: a warning while there is room, the stop said as it happens."""

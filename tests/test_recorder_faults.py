@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from private_disk import can_mount_private_tmpfs
 
 from tfll_live.acquisition.recorder import analysis_dir_for
 from tfll_live.io import open_stream, read_results
@@ -182,15 +182,7 @@ def test_file_size_limit_stops_recording_with_a_message_and_tracking_goes_on(tmp
         assert "file size limit" in doc["incomplete"]["reason"]
 
 
-def _can_mount_private_tmpfs() -> bool:
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
-
-
-@pytest.mark.skipif(not _can_mount_private_tmpfs(),
+@pytest.mark.skipif(not can_mount_private_tmpfs(),
                     reason="cannot mount a tmpfs in a private mount namespace here (needs "
                            "`unshare -m` and CAP_SYS_ADMIN) to fill a real disk")
 @pytest.mark.parametrize("fmt", ["ome-zarr", "ome-tiff"])
