@@ -8,7 +8,7 @@ two frames, ``W(t) - W(t-L)``, holds the moving film alone, at the midpoint of w
 ``t-L`` and ``t``.
 
 The lag ``L`` is chosen so that the layer moves about a step between the two frames (one frame
-while it spreads fast, up to a second as it settles): enough signal, and the film's two copies
+while it spreads fast, up to half a second as it settles): enough signal, and the film's two copies
 in the difference keep one shape. A keyframe difference is kept for a few tenths of a second;
 each new difference of the same lag is measured against it: features by Lucas-Kanade (default),
 or Farneback's dense flow, or SSD templates, as in the paper. The robust median of the features'
