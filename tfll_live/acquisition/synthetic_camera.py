@@ -65,6 +65,9 @@ class SyntheticCamera(CameraDevice):
     def _ensure_ready(self) -> SyntheticStream:
         if self._stream is None:
             self._stream = SyntheticStream(self._cfg)
+            # the first frame pays one-off costs (buffers, code paths warming up) that would
+            # otherwise count as the camera falling behind and skip frames at the start
+            self._stream.render(0)
         if self._prerender and self._cache is None:
             s = self._stream
             cache = np.empty((len(s), *s.shape), s.dtype)
