@@ -58,9 +58,14 @@ def test_synthetic_camera_streams_the_synth_frames_in_order_at_its_frame_rate(sm
     elapsed = time.perf_counter() - t0
     core.stopSequenceAcquisition()
     assert len(frames) == 40
+    # each frame is the stream frame its metadata names, at that frame's time; a camera that
+    # starts late on a busy CPU skips exposures (as hardware does) but never reorders them
+    times = [float(m["tfll.time_s"]) for m in mds]
+    assert times[0] == 0.0 and times == sorted(set(times))
+    shown = [int(m[KEY_SOURCE_FRAME]) for m in mds]
+    assert shown == [round(t * 200.0) % SMALL.n_frames for t in times]
     for k in (0, 1, 17, 39):
-        np.testing.assert_array_equal(frames[k], small_stream.render(k))
-    assert [float(m["tfll.time_s"]) for m in mds] == [k / 200.0 for k in range(40)]
+        np.testing.assert_array_equal(frames[k], small_stream.render(shown[k]))
     assert [int(m["ImageNumber"]) for m in mds] == list(range(40))
     assert elapsed >= 39 / 200.0  # paced by the exposure (5 ms), not as fast as it renders
 
