@@ -11,6 +11,7 @@ with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -55,6 +56,31 @@ def _positive(kind: type) -> Callable[[str], Any]:
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def _size(text: str) -> int:
+    from .acquisition.limits import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+_size.__name__ = "size"
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
+    return value
+
+
+_minutes.__name__ = "minutes"
 
 
 def _fraction(text: str) -> float:
@@ -389,6 +415,19 @@ def add_live(sub: Any) -> None:
         choices=("ome-zarr", "ome-tiff"),
         default="ome-zarr",
         help="recording format (default ome-zarr)",
+    )
+    p.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        type=_size,
+        help="stop the recording before it takes more than SIZE on disk (bytes, or with K, M, "
+        "G, T in 1024s: 500M, 2G), then end the session",
+    )
+    p.add_argument(
+        "--max-minutes",
+        metavar="M",
+        type=_minutes,
+        help="stop the recording after M minutes of frames (e.g. 10, 0.5), then end the session",
     )
     p.add_argument(
         "--duration",

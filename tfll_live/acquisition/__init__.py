@@ -2,6 +2,7 @@
 
 from .core import CAMERA_LABEL, make_core
 from .events import CaptureEvents
+from .limits import RecordingLimits, parse_size
 from .loop import CaptureLoop, CaptureStats, LoopState
 from .pixels import bgra_to_rgb
 from .replay_camera import ReplayCamera
@@ -13,8 +14,10 @@ __all__ = [
     "CaptureLoop",
     "CaptureStats",
     "LoopState",
+    "RecordingLimits",
     "ReplayCamera",
     "SyntheticCamera",
     "bgra_to_rgb",
     "make_core",
+    "parse_size",
 ]

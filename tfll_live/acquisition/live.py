@@ -26,6 +26,7 @@ from tfll_live.synth import SynthConfig
 from tfll_live.tracking import Interval, TrackerConfig
 
 from .core import make_core
+from .limits import RecordingLimits
 from .loop import CaptureLoop, CaptureStats, LoopState
 from .recorder import analysis_dir_for, disk_size, with_format_suffix
 from .status import counts_text, eye_word, lost_text, rate_text
@@ -139,6 +140,12 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
     tracker_config = TrackerConfig(
         thickness_calibration=checked_calibration(getattr(args, "calibration", None))
     )
+    max_size, max_minutes = getattr(args, "max_size", None), getattr(args, "max_minutes", None)
+    limits = RecordingLimits(
+        max_bytes=max_size, max_s=None if max_minutes is None else 60.0 * max_minutes
+    )
+    if limits.any and args.record is None:
+        raise ValueError("--max-size and --max-minutes limit a recording: give --record OUT")
     fps = getattr(args, "fps", None)
     synth = SynthConfig(fps=fps) if fps and args.replay is None else None
     core = make_core(
@@ -164,6 +171,13 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
         lambda _p, err: record_errors.append(err) if err else None
     )
     loop.events.stopped.connect(lambda _s: ended.set())
+    limit_reached: list[str] = []
+
+    def on_limit(_path: Path, reason: str) -> None:
+        limit_reached.append(reason)  # said by the main thread; the session ends there
+        ended.set()
+
+    loop.events.recording_limit_reached.connect(on_limit)
     errors: list[str] = []
     loop.events.error.connect(errors.append)
     losses: list[tuple[int, int]] = []  # from the capture thread; printed by this one
@@ -184,6 +198,7 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
             args.format,
             visit=visit,
             pixel_size_um=getattr(args, "pixel_size_um", None),
+            limits=limits,
         )
         asked = with_format_suffix(Path(args.record).expanduser(), args.format)
         if recording != asked:
@@ -227,7 +242,7 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
                 status.say(f"tfll: warning: {shortfall}")
             status.show(stats, recording if loop.is_recording else None)
             ended.wait(0.05)
-        ended_by_itself = ended.is_set()
+        ended_by_itself = ended.is_set() and not limit_reached
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -237,6 +252,8 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
             stats = loop.stop(timeout_s=1.0)
         status.show(stats, None, force=True)
         status.finish()
+    for reason in limit_reached[:1]:
+        print(f"tfll: recording stopped: {reason}", file=sys.stderr)
     shortfall = None if rate_warned else rate_text(stats)
     if shortfall is not None:  # said once: during the run, or now
         print(f"tfll: warning: {shortfall}", file=sys.stderr)
@@ -247,6 +264,8 @@ def _run_live(args: argparse.Namespace, caught: list[str]) -> int:
         if stats.state is LoopState.FAILED
         else "end of the stream"
         if ended_by_itself
+        else "recording limit reached"
+        if limit_reached
         else "duration reached"
     )
     print(_summary(stats, n_blinks[0], taus, recording, how))

@@ -40,6 +40,7 @@ from .buffer import BUFFER_S, size_circular_buffer
 from .core import is_python_device, make_core
 from .events import CaptureEvents
 from .handoff import Offered, TrackQueue
+from .limits import RecordingLimits
 from .pixels import camera_frame
 from .recorder import Recording
 from .synthetic_camera import KEY_END, KEY_READOUT, KEY_TIME_S
@@ -338,6 +339,7 @@ class CaptureLoop:
         fmt: Literal["ome-tiff", "ome-zarr"] = "ome-zarr",
         visit: Visit | None = None,
         pixel_size_um: float | None = None,
+        limits: RecordingLimits | None = None,
     ) -> Path:
         """Record from the next frame on; returns the path actually used.
 
@@ -349,7 +351,9 @@ class CaptureLoop:
         replay of it gives the same numbers. ``visit``, when anything was entered, goes into
         the recording's metadata and its results.json (its start time: now, unless set).
         ``pixel_size_um`` replaces the core's pixel size (a camera without a pixel-size
-        configuration, or one the user measured).
+        configuration, or one the user measured). ``limits``: a size on disk or a length
+        after which the recording stops by itself (``recording_limit_reached``, then
+        ``recording_stopped``) while live tracking goes on.
         Raises ``RuntimeError`` when already recording, ``OSError``/``ValueError`` (one line)
         when the path cannot be written.
         """
@@ -361,7 +365,7 @@ class CaptureLoop:
                 attrs["pixel_size_um"] = pixel_size_um
             if visit is not None and visit.entered:
                 attrs["visit"] = visit.started().to_json()
-            rec = Recording.create(path, fmt, attrs=attrs)
+            rec = Recording.create(path, fmt, attrs=attrs, limits=limits)
             self._session = Session(self._cfg, recording=rec)
             self._last_recording = None
         self.events.recording_started.emit(rec.path)
@@ -470,6 +474,7 @@ class CaptureLoop:
             self._first_cam = (number, t_cam)
         self._last_cam = (number, t_cam)
         failed: Recording | None = None
+        limited: Recording | None = None
         with self._lock:
             session = self._session
             rec = session.recording
@@ -482,6 +487,12 @@ class CaptureLoop:
             t = t_cam - session.t0
             index = session.next_index
             session.next_index += 1
+            if rec is not None and (reason := rec.limit_reason(t, frame.nbytes)) is not None:
+                # a limit: the recording ends before this frame, which it never sees
+                rec.limit_reached = reason
+                limited, rec = rec, None
+                session.recording = None
+                self._last_recording = limited
             if rec is not None:
                 with contextlib.suppress(OSError):  # the writer failed: rec.failed says why
                     rec.write(frame, t, md)
@@ -491,6 +502,9 @@ class CaptureLoop:
                     self._last_recording = failed
         if gap:
             self.events.frames_lost.emit(gap, self._lost)
+        if limited is not None:  # before this frame: the analysis ends with the last recorded
+            self._queue.put_marker(EndRecording(limited, session))
+            self.events.recording_limit_reached.emit(limited.path, limited.limit_reached)
         self._queue.put(
             Offered(
                 session,

@@ -19,6 +19,7 @@ import queue
 import shutil
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -28,12 +29,14 @@ import numpy as np
 from tfll_live.io import RECORDING_SCHEMA, AnalysisWriter, stream_stem
 from tfll_live.tracking import FrameResult, Summary
 
-from .ome_metadata import ImageMetadata
+from .limits import RecordingLimits, size_text
+from .ome_metadata import ImageMetadata, ome_xml
 from .tiff_writer import TiffFrameWriter, WholeWritesFile
 from .zarr_writer import ZarrFrameWriter, root_attrs, write_group_attrs
 
 Format = Literal["ome-tiff", "ome-zarr"]
 RESERVE_BYTES = 64 * 2**20
+_META_SLACK = 1024  # what the final metadata may add beyond the estimate (counts, stop time)
 """Free space a recording leaves on its disk (at most a quarter of the disk) to finish with."""
 
 
@@ -95,7 +98,9 @@ class Recording:
     buffer (``note_lost``); the tracking thread adds each frame's row to the analysis
     (``write_result`` or ``write_untracked``); ``close`` drains the queue and finalises the
     files with the counts. When the disk refuses a write, ``failed`` holds the message and
-    later frames are ignored; everything written before stays readable.
+    later frames are ignored; everything written before stays readable. With ``limits``, the
+    capture thread asks ``limit_reason`` before each frame and ends the recording there
+    (``limit_reached`` says why): it is complete, only shorter.
     """
 
     def __init__(
@@ -105,8 +110,14 @@ class Recording:
         attrs: dict[str, Any],
         handle: IO[bytes] | None,
         max_queue_mb: float,
+        limits: RecordingLimits | None = None,
     ) -> None:
         self.path, self.fmt, self.attrs = path, fmt, attrs
+        self.limits = limits or RecordingLimits()
+        self.limit_reached: str | None = None  # why a limit ended the recording (one line)
+        self._first_time_s: float | None = None  # the first frame's time (capture thread)
+        self._progress = (0, 0)  # (frames, bytes) written, replaced whole by the writer thread
+        self._meta_base = self._meta_per_frame = 0  # metadata bytes: base + per frame * n
         self.analysis_dir = analysis_dir_for(path)
         self.failed: str | None = None
         self.n_written = 0  # frames in the file (writer thread)
@@ -137,16 +148,20 @@ class Recording:
         attrs: dict[str, Any] | None = None,
         *,
         max_queue_mb: float = 512.0,
+        limits: RecordingLimits | None = None,
     ) -> Recording:
         """Reserve a new recording at ``path`` (or ``<name>-1``...; see ``free_path``).
 
+        ``limits``: where it stops by itself (size, length); see ``RecordingLimits``.
         Raises ``OSError`` (one line, naming the path) when it cannot be created.
         """
         attrs = dict(attrs or {})
+        if limits is not None and limits.any:
+            attrs["limits"] = limits.to_json()
         for _ in range(100):  # another process may take the name between the check and mkdir
             p = free_path(path, fmt)
             try:
-                return cls._reserve(p, fmt, attrs, max_queue_mb)
+                return cls._reserve(p, fmt, attrs, max_queue_mb, limits)
             except FileExistsError:
                 continue
             except OSError as e:
@@ -155,7 +170,12 @@ class Recording:
 
     @classmethod
     def _reserve(
-        cls, p: Path, fmt: Format, attrs: dict[str, Any], max_queue_mb: float
+        cls,
+        p: Path,
+        fmt: Format,
+        attrs: dict[str, Any],
+        max_queue_mb: float,
+        limits: RecordingLimits | None,
     ) -> Recording:
         analysis = analysis_dir_for(p)
         handle: IO[bytes] | None = None
@@ -182,7 +202,7 @@ class Recording:
             "results": f"{analysis.name}/results.json",
             "complete": False,
         }
-        rec = cls(p, fmt, attrs, handle, max_queue_mb)
+        rec = cls(p, fmt, attrs, handle, max_queue_mb, limits)
         if fmt == "ome-zarr":
             write_group_attrs(p, root_attrs(attrs))
         return rec
@@ -202,8 +222,51 @@ class Recording:
             while self._queued_bytes > self._max_bytes and self.failed is None:
                 self._room.wait(0.1)
             self._queued_bytes += frame.nbytes
+        if self._first_time_s is None:
+            self._first_time_s = time_s
         self.n_handed += 1
         self._queue.put((frame, time_s, metadata))
+
+    def limit_reason(self, time_s: float, frame_bytes: int) -> str | None:
+        """Why the frame taken at ``time_s`` must not go in (a limit is reached), or None.
+
+        Asked by the capture thread before ``write``, so the recording ends on a frame
+        boundary with nothing handed over past it. The size counts what is written, the
+        frames still queued and the next one (at the mean compressed size so far, raw before
+        the first is written) and the metadata the files will hold when closed. The first
+        frame always goes in: its size is unknown until it is compressed.
+        """
+        lim = self.limits
+        if self._first_time_s is None or not lim.any:
+            return None
+        length_s = time_s - self._first_time_s
+        if lim.max_s is not None and length_s >= lim.max_s:
+            return (
+                f"time limit of {lim.max_s / 60:g} min reached: {self.n_handed} frames, "
+                f"{length_s:.1f} s"
+            )
+        if lim.max_bytes is not None:
+            now, next_frame = self.expected_bytes(frame_bytes)
+            if now + next_frame > lim.max_bytes:
+                return (
+                    f"size limit of {size_text(lim.max_bytes)} reached: {self.n_handed} "
+                    f"frames, {size_text(now)}"
+                )
+        return None
+
+    def expected_bytes(self, frame_bytes: int = 0) -> tuple[int, int]:
+        """The recording's size once the frames handed over are written, and the next frame's.
+
+        Both estimates: queued frames and the next (``frame_bytes`` raw) at the mean
+        compressed size so far, and the metadata written on closing.
+        """
+        n_done, bytes_done = self._progress
+        per_frame = bytes_done / n_done if n_done else frame_bytes
+        queued = max(self.n_handed - n_done, 0)
+        meta = self._meta_base + self._meta_per_frame * self.n_handed
+        return int(bytes_done + queued * per_frame + meta), int(
+            per_frame + self._meta_per_frame
+        )
 
     def note_lost(self, n: int) -> None:
         """Count ``n`` frames the camera delivered that were lost in its buffer."""
@@ -307,6 +370,7 @@ class Recording:
         )
         self._meta_file.flush()
         self._frames.write(frame, time_s, self._exposure_s(metadata))
+        self._progress = (self._frames.n, self._frames.bytes_out)
 
     def _check_room(self, frame_bytes: int) -> None:
         """Stop before the disk is full, keeping room to finish the files and the analysis.
@@ -357,6 +421,24 @@ class Recording:
             self._frames = TiffFrameWriter(self._handle, self.path, meta)
         self._analysis.frame_shape = frame.shape
         self._meta_file = open(self.analysis_dir / "camera_frames.jsonl", "x", encoding="utf-8")  # noqa: SIM115
+        if self.limits.max_bytes is not None:
+            self._estimate_metadata(meta)
+
+    def _estimate_metadata(self, meta: ImageMetadata) -> None:
+        """What the metadata will take on disk: a base and a part per frame (size limit).
+
+        The OME-XML written on closing has a plane per frame (three for RGB in OME-Zarr); its
+        length for one and two frames gives both. An OME-Zarr also holds its zarr.json files.
+        """
+        tiff = self.fmt == "ome-tiff"
+        one, two = (
+            len(ome_xml(replace(meta, times_s=t, exposures_s=t), tiff=tiff))
+            for t in ([0.0], [0.0, 0.001])
+        )
+        base = one - (two - one) + _META_SLACK
+        if not tiff:  # the store's metadata so far, but its OME-XML as it will be
+            base += disk_size(self.path) - disk_size(self.path / "OME" / "METADATA.ome.xml")
+        self._meta_base, self._meta_per_frame = base, two - one
 
     def _image_metadata(
         self, shape: tuple[int, ...], dtype: np.dtype, annotations: dict[str, Any]
@@ -395,6 +477,7 @@ class Recording:
             "stopped": datetime.now(timezone.utc).isoformat(),
             "complete": reason is None and counts["complete"],
             "error": reason,
+            "limit_reached": self.limit_reached,
         }
 
     def _finish_image(self, reason: str | None) -> None:
@@ -421,6 +504,8 @@ class Recording:
             "recording": {
                 "camera": self.attrs.get("camera"),
                 "complete": reason is None and counts["complete"],
+                "limits": self.attrs.get("limits"),
+                "limit_reached": self.limit_reached,
             },
             "frames": counts,
             "pixel_size_um": self.attrs.get("pixel_size_um"),
