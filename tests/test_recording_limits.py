@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from waiting import wait_until
 
 from tfll_live.acquisition import CaptureLoop, RecordingLimits, make_core, parse_size
 from tfll_live.acquisition.recorder import disk_size
+from tfll_live.analyze import analyze
 from tfll_live.cli import main
 from tfll_live.io import open_stream, read_frames_csv, read_results
 from tfll_live.synth import SynthConfig, SyntheticStream
@@ -157,6 +159,11 @@ def test_core_api_limit_ends_the_recording_and_live_tracking_goes_on(tmp_path):
     assert doc["recording"]["limit_reached"] == events[0][2]
     with open_stream(path) as src:
         assert src.n_frames == doc["n_frames"] and float(src.times_s[-1]) < 0.5
+    # the recording's time, for the report's date: live, and when analysed again
+    started = datetime.fromisoformat(doc["recorded_utc"])
+    assert abs((datetime.now(timezone.utc) - started).total_seconds()) < 120
+    again = read_results(analyze(path, out=tmp_path / "again"))
+    assert again["recorded_utc"] == doc["recorded_utc"]
 
 
 @pytest.mark.parametrize(("option", "value", "needle"), [

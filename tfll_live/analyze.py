@@ -110,6 +110,28 @@ def recorded_pixel_size(metadata: dict[str, Any], name: str | Path) -> float | N
         raise StreamError(str(e)) from None
 
 
+def recorded_started(metadata: dict[str, Any]) -> str | None:
+    """When the recording began (ISO 8601), as its metadata says; None when it does not.
+
+    The time of an analysis is not the time of a recording, so nothing else stands in for it;
+    a value that is not an ISO 8601 time is left out rather than shown.
+    """
+    from datetime import datetime
+
+    from .acquisition.ome_metadata import ANNOTATION_NS
+
+    value: object = (metadata.get("tfll") or {}).get("started")
+    if value is None:
+        value = (metadata.get("annotations") or {}).get(ANNOTATION_NS, {}).get("started")
+    if not isinstance(value, str):
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return value
+
+
 def default_out_dir(path: str | Path) -> Path:
     """Where ``analyze`` writes by default: ``<stem>.tfll/`` beside the input."""
     p = Path(path)
@@ -192,6 +214,9 @@ def analyze(
             size = pixel_size_um or recorded_pixel_size(source.metadata, source.path)
             if size is not None:
                 extra["pixel_size_um"] = size
+            started = recorded_started(source.metadata)
+            if started is not None:
+                extra["recorded_utc"] = started
             stored = recorded_visit(source.metadata, source.path).merged(visit or Visit())
             if stored.entered:
                 extra["visit"] = stored.to_json()

@@ -509,6 +509,7 @@ class Recording:
             },
             "frames": counts,
             "pixel_size_um": self.attrs.get("pixel_size_um"),
+            "recorded_utc": self.attrs.get("started"),
         }
         if self.attrs.get("visit") is not None:
             extra["visit"] = self.attrs["visit"]
