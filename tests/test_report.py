@@ -168,3 +168,149 @@ def test_the_method_says_which_calibration_the_thickness_came_from(tmp_path):
     row = numbers_in(build_report(tmp_path / "c"), "Thickness calibration")
     assert "/cal/camera.tfllcal.json" in row and "chart &lt;5 films&gt;" in row
     assert "1.200, 1.000, 0.800" in row and "12.0, 10.0, 14.0" in row
+
+
+# -- issue 11, item 4: what a reader needs on the page -------------------------------------------
+
+
+def _identity(page: str) -> str:
+    m = re.search(r"<p class='identity'>(.*?)</p>", page)
+    assert m, "no identity line"
+    return m.group(1)
+
+
+def _svgs(page: str) -> dict[str, str]:
+    """Each plot's SVG by its aria-label."""
+    return dict(re.findall(r'<svg [^>]*aria-label="([^"]*)"[^>]*>(.*?)</svg>', page, flags=re.S))
+
+
+def test_the_header_gives_date_patient_and_eye_and_says_what_was_stored(tmp_path):
+    doc = make_results(tmp_path / "v", n_intervals=2)
+    doc["visit"] = {"patient_id": "P-<42>", "eye": "OD", "operator": None, "notes": None,
+                    "started_utc": "2026-03-01T09:30:05+00:00"}
+    doc["recorded_utc"] = "2026-03-01T09:31:00+00:00"
+    (tmp_path / "v" / "results.json").write_text(json.dumps(doc))
+    page = build_report(tmp_path / "v")
+    head = _identity(page)
+    assert "2026-03-01 09:30 UTC" in head and "visit started" in head  # the visit's, first
+    assert "P-&lt;42&gt;" in head and "OD (right)" in head
+    assert "Stored: patient_id, eye, started_utc." in page
+    # no visit: the recording's time, and a line that nothing identifying was stored
+    del doc["visit"]
+    (tmp_path / "v" / "results.json").write_text(json.dumps(doc))
+    page = build_report(tmp_path / "v")
+    head = _identity(page)
+    assert "2026-03-01 09:31 UTC" in head and "recording started" in head
+    assert "patient and eye not entered" in head and "nothing identifying is stored." in page
+    # a crafted time reaches the page as text
+    doc["recorded_utc"] = "<script>alert(1)</script>"
+    (tmp_path / "v" / "results.json").write_text(json.dumps(doc))
+    assert "<script" not in build_report(tmp_path / "v")
+    # neither: said, never guessed (not the time of the analysis)
+    del doc["recorded_utc"]
+    (tmp_path / "v" / "results.json").write_text(json.dumps(doc))
+    head = _identity(build_report(tmp_path / "v"))
+    assert "not stored" in head and not re.search(r"\d{4}-\d\d-\d\d", head)
+
+
+def test_every_plot_has_a_legend_naming_its_series(tmp_path):
+    make_results(tmp_path / "l", n_intervals=3)
+    svgs = _svgs(build_report(tmp_path / "l"))
+    expected = {
+        "blink timeline": ("complete blink", "partial blink", "open-eye interval"),
+        "lipid displacement": ("measured upward travel",),
+        "lipid thickness": ("median thickness",),
+        "interval 0": ("measured", "paper fit", "drift fit"),
+    }
+    assert set(expected) <= set(svgs) and "interval 2" in svgs
+    for name, labels in expected.items():
+        legend = re.search(r'<g class="legend">(.*?)</g>', svgs[name], flags=re.S)
+        assert legend, name
+        texts = re.findall(r"<text[^>]*>([^<]*)</text>", legend.group(1))
+        for label in labels:
+            assert any(label in t for t in texts), (name, label, texts)
+
+
+def test_measured_data_are_drawn_over_the_fits(tmp_path):
+    make_results(tmp_path / "z", n_intervals=3)
+    svgs = _svgs(build_report(tmp_path / "z"))
+    for k in range(3):
+        body = svgs[f"interval {k}"]
+        fits = [m.start() for m in re.finditer(r'<polyline class="fit"', body)]
+        data = [m.start() for m in re.finditer(r'<circle class="data"', body)]
+        assert fits and data, k
+        assert max(fits) < min(data), f"interval {k}: a fit is drawn over the data"
+
+
+def _y_ticks(svg: str) -> list[float]:
+    return [float(v) for v in re.findall(r'text-anchor="end">(-?[\d.]+)</text>', svg)]
+
+
+def test_plots_show_upward_travel_as_positive_and_say_so(tmp_path):
+    doc = make_results(tmp_path / "u", n_intervals=2)  # files: the layer rises, dy negative
+    page = build_report(tmp_path / "u")
+    svgs = _svgs(page)
+    for name in ("lipid displacement", "interval 0", "interval 1"):
+        labels = re.findall(r'transform="rotate\(-90[^"]*">([^<]*)</text>', svgs[name])
+        assert labels and "upward" in labels[0], (name, labels)
+        ticks = _y_ticks(svgs[name])
+        assert max(ticks) >= 20 and min(ticks) >= -5, (name, ticks)  # 30 px up: positive
+    assert "upward" in page[page.index("<h2>Glossary</h2>"):]
+    # the files keep the spec's sign
+    assert doc["intervals"][0]["spread"]["c"] < 0
+    assert "µm" not in svgs["interval 0"]  # no pixel size: px only
+
+
+def test_um_beside_px_when_the_pixel_size_is_known(tmp_path):
+    doc = make_results(tmp_path / "m", n_intervals=2)
+    doc["pixel_size_um"] = 2.0
+    (tmp_path / "m" / "results.json").write_text(json.dumps(doc))
+    page = build_report(tmp_path / "m")
+    svgs = _svgs(page)
+    for name in ("lipid displacement", "interval 0"):
+        right = re.findall(r'transform="rotate\(90[^"]*">([^<]*)</text>', svgs[name])
+        assert right and "µm" in right[0], name
+        # the right axis' ticks are the px axis times 2
+        um_ticks = [float(v) for v in re.findall(r'text-anchor="start">(-?[\d.]+)</text>',
+                                                 svgs[name])]
+        assert max(um_ticks) >= 40, um_ticks
+    row = re.search(r"<tr><td>0</td>(.*?)</tr>", page).group(1)
+    assert "px (" in row and "µm)" in row and "µm/s)" in row
+
+
+def test_the_glossary_explains_the_report_s_terms(tmp_path):
+    make_results(tmp_path / "g", n_intervals=2)
+    page = build_report(tmp_path / "g")
+    assert "<h2>Glossary</h2>" in page
+    glossary = page[page.index("<h2>Glossary</h2>"):page.index("<h2>Method and parameters</h2>")]
+    terms = re.findall(r"<dt>([^<]*)</dt>", glossary)
+    for term in ("τ (tau)", "amplitude", "initial velocity", "spread time", "censored",
+                 "paper?", "BIC", "ΔBIC", "partial blink", "IQR", "r²", "paper fit", "drift fit"):
+        assert any(term in t for t in terms), (term, terms)
+    # the labels the tables use are among them
+    assert "by BIC (see the glossary)" in numbers_in(page, "Drift model chosen")
+
+
+def test_thickness_counts_are_results_json_s(tmp_path):
+    """The issue: 564 frames in the report, 115 in results.json. Both now count estimates."""
+    from tfll_live.analyze import analyze
+    from tfll_live.io import read_frames_csv, read_results
+    from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
+
+    path = tmp_path / "s.ome.tif"
+    write_stream(SyntheticStream(SynthConfig(height=120, width=160, n_frames=300, seed=4)), path)
+    out = analyze(path)
+    res = read_results(out)
+    assert res["thickness"]["available"]
+    n = res["thickness"]["n_frames"]
+    held = np.isfinite(read_frames_csv(out)["lipid_thickness_nm"]).sum()
+    assert held > n  # frames.csv repeats each estimate: counting it would disagree
+    page = build_report(out)
+    row = numbers_in(page, "Lipid thickness (median)")
+    m = re.search(r"over ([\d,]+) estimates \(one every 5th open frame\)", row)
+    assert m and int(m.group(1).replace(",", "")) == n, row
+    assert f"{res['thickness']['median_nm']:.0f} nm" in row
+    table = page[page.index("<h2>Intervals</h2>"):page.index("<h2>Glossary</h2>")]
+    counts = [int(c) for c in re.findall(r", (\d+) estimates\)</td>", table)]
+    assert counts == [iv["thickness"]["n_frames"] for iv in res["intervals"] if iv["thickness"]]
+    assert sum(counts) == n

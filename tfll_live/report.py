@@ -17,6 +17,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:
 .note{background:#fff6dd;border-left:4px solid #e0b000;padding:6px 10px;margin:8px 0}
 .grid{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0}figcaption{font-size:12px}
 svg text{font:11px system-ui,sans-serif;fill:#333}.muted{color:#777}
+.identity{font-size:15px}dl.glossary dt{font-weight:600;margin-top:6px}
+dl.glossary dd{margin-left:18px}
 """
 
 
@@ -123,10 +126,16 @@ class Plot:
     invert_y: bool = False
     y_ticks: bool = True
     y_pad: float = 0.05  # share of the y range added above and below, so lines clear the frame
+    # what each series is, drawn above the plot: (label, colour, "line" | "dash" | "dot" | "box")
+    legend: Sequence[tuple[str, str, str]] = ()
+    # a second y axis on the right in other units (µm beside px): its value = y * y2_scale
+    y2_scale: float | None = None
+    y2_label: str = ""
 
     def __post_init__(self) -> None:
         self._parts: list[str] = []
-        self._m = (52, 12, 16, 34)  # left, right, top, bottom margins
+        # left, right, top, bottom margins (the legend goes in the top one, never over data)
+        self._m = (52, 52 if self.y2_scale else 12, 24 if self.legend else 16, 34)
         lo, hi = self.y_range
         if not hi > lo:
             lo, hi = lo - 1.0, hi + 1.0
@@ -146,9 +155,15 @@ class Plot:
         return px, top + fy * (self.height - top - bottom)
 
     def line(
-        self, x: np.ndarray, y: np.ndarray, colour: str, width: float = 1.2, dash: str = ""
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        colour: str,
+        width: float = 1.2,
+        dash: str = "",
+        kind: str = "data",
     ) -> None:
-        """A polyline, broken at NaNs."""
+        """A polyline, broken at NaNs; ``kind`` (``data``, ``fit``) is its SVG class."""
         x, y = decimate(np.asarray(x, float), np.asarray(y, float))
         px, py = self._px(x, y)
         ok = np.isfinite(py)
@@ -158,16 +173,22 @@ class Plot:
             if run.size > 1 and ok[run[0]]:
                 pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px[run], py[run], strict=True))
                 self._parts.append(
-                    f'<polyline fill="none" stroke="{colour}" '
+                    f'<polyline class="{kind}" fill="none" stroke="{colour}" '
                     f'stroke-width="{width}"{style} points="{pts}"/>'
                 )
 
-    def dots(self, x: np.ndarray, y: np.ndarray, colour: str, r: float = 1.4) -> None:
-        """Markers (decimated like lines)."""
+    def dots(
+        self, x: np.ndarray, y: np.ndarray, colour: str, r: float = 1.4, opacity: float = 1.0
+    ) -> None:
+        """Measured values as markers (decimated like lines).
+
+        Drawn in the order called: call after the fits, so the data stay on top.
+        """
         x, y = decimate(np.asarray(x, float), np.asarray(y, float))
         px, py = self._px(x, y)
+        alpha = f' fill-opacity="{opacity:g}"' if opacity < 1 else ""
         self._parts.extend(
-            f'<circle cx="{a:.1f}" cy="{b:.1f}" r="{r}" fill="{colour}"/>'
+            f'<circle class="data" cx="{a:.1f}" cy="{b:.1f}" r="{r}" fill="{colour}"{alpha}/>'
             for a, b in zip(px, py, strict=True)
             if math.isfinite(b)
         )
@@ -216,6 +237,22 @@ class Plot:
                 f'stroke="#999"/><text x="{left - 6}" y="{py[0] + 4:.1f}" '
                 f'text-anchor="end">{ty:g}</text>'
             )
+        if self.y2_scale:
+            lo, hi = self.y_range
+            scale = self.y2_scale
+            for tu in _nice_ticks(lo * scale, hi * scale, n=4):
+                _, py = self._px(np.array([self.x_range[0]]), np.array([tu / scale]))
+                axes.append(
+                    f'<line x1="{w - right}" x2="{w - right + 4}" y1="{py[0]:.1f}" '
+                    f'y2="{py[0]:.1f}" stroke="#999"/><text x="{w - right + 6}" '
+                    f'y="{py[0] + 4:.1f}" text-anchor="start">{tu:g}</text>'
+                )
+            mid = (top + h - bottom) / 2
+            axes.append(
+                f'<text x="{w - 8}" y="{mid}" text-anchor="middle" '
+                f'transform="rotate(90 {w - 8} {mid})">{html.escape(self.y2_label)}</text>'
+            )
+        axes.append(self._legend())
         axes.append(
             f'<text x="{(left + w - right) / 2}" y="{h - 3}" text-anchor="middle">'
             f"{html.escape(self.x_label)}</text>"
@@ -231,6 +268,30 @@ class Plot:
             + "".join(self._parts + axes)
             + "</svg>"
         )
+
+
+    def _legend(self) -> str:
+        """The legend in the top margin: a swatch and a label per series, left to right."""
+        if not self.legend:
+            return ""
+        x, y = float(self._m[0]), 12.0
+        items = []
+        for label, colour, kind in self.legend:
+            if kind == "dot":
+                swatch = f'<circle cx="{x + 7:.1f}" cy="{y - 4}" r="2.5" fill="{colour}"/>'
+            elif kind == "box":
+                swatch = f'<rect x="{x:.1f}" y="{y - 8}" width="14" height="8" fill="{colour}"/>'
+            else:
+                dash = ' stroke-dasharray="4 3"' if kind == "dash" else ""
+                swatch = (
+                    f'<line x1="{x:.1f}" x2="{x + 14:.1f}" y1="{y - 4}" y2="{y - 4}" '
+                    f'stroke="{colour}" stroke-width="2"{dash}/>'
+                )
+            items.append(
+                f'{swatch}<text x="{x + 18:.1f}" y="{y}">{html.escape(label)}</text>'
+            )
+            x += 18 + 6.0 * len(label) + 12  # about 6 px a character at 11 px
+        return f'<g class="legend">{"".join(items)}</g>'
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -423,7 +484,8 @@ def _page(session: _Session) -> str:
         times = None
     stats = blink_stats(res["blinks"], fps, max(n_frames, 1), time_s=times)
     kinetics = _kinetics(session)
-    thick = thickness_summary(frames["lipid_thickness_nm"].tolist()) if frames is not None else None
+    thick = _session_thickness(res, frames)
+    visit = Visit.from_json(res.get("visit"))
 
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -435,8 +497,9 @@ def _page(session: _Session) -> str:
         f"{html.escape('×'.join(str(v) for v in res.get('frame_shape', [])))} px. "
         f"<span class='muted'>tfll-live {__version__}, {html.escape(str(res['schema']))}"
         f"</span></p>",
+        _identity(res, visit),
     ]
-    parts.append(_visit(Visit.from_json(res.get("visit"))))
+    parts.append(_visit(visit))
     parts += [f"<p class='note'>Missing: {html.escape(m)}</p>" for m in session.missing]
     parts.append(_summary_table(stats, kinetics, thick, res))
     parts.append(_timeline(res, stats, fps, times))
@@ -445,6 +508,7 @@ def _page(session: _Session) -> str:
         parts.append(_thickness(frames))
         parts.append(_interval_plots(frames, res, kinetics))
     parts.append(_interval_table(res, kinetics, frames, fps))
+    parts.append(_glossary(res))
     parts.append(_method(res))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -466,6 +530,82 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows
     )
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _utc_text(iso: object) -> str | None:
+    """An ISO 8601 time as "2026-03-01 09:30 UTC" (a text that is not one: as it is)."""
+    if not isinstance(iso, str) or not iso:
+        return None
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _identity(res: dict[str, Any], visit: Visit) -> str:
+    """The first line a reader looks for: when, whom and which eye (only what was stored)."""
+    eyes = {"OD": "OD (right)", "OS": "OS (left)"}
+    if visit.started_utc:
+        date, source = _utc_text(visit.started_utc), "visit started"
+    else:
+        date, source = _utc_text(res.get("recorded_utc")), "recording started"
+    items = [
+        f"<b>Date</b> {html.escape(date)} <span class='muted'>({source})</span>"
+        if date
+        else "<b>Date</b> not stored <span class='muted'>(the file carries no recording "
+        "time, and the time of an analysis is not the visit's)</span>"
+    ]
+    if visit.patient_id is not None:
+        items.append(f"<b>Patient</b> {html.escape(visit.patient_id)}")
+    if visit.eye is not None:
+        items.append(f"<b>Eye</b> {html.escape(eyes.get(visit.eye, visit.eye))}")
+    if visit.patient_id is None and visit.eye is None:
+        items.append("<span class='muted'>patient and eye not entered</span>")
+    return f"<p class='identity'>{' · '.join(items)}</p>"
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _estimates_word(res: dict[str, Any]) -> str:
+    """What a thickness count counts: the tracker's estimates, made every n-th open frame."""
+    tracker = res.get("tracker")
+    every = tracker.get("thickness_every") if isinstance(tracker, dict) else None
+    if _is_int(every) and every > 1:
+        return f"estimates (one every {_ordinal(every)} open frame)"
+    return "estimates"
+
+
+def _thickness_of(obj: object) -> dict[str, float | int] | None:
+    """A thickness summary (``median_nm``, ``iqr_nm``, ``n_frames``) as results.json has it."""
+    if not isinstance(obj, dict) or obj.get("available") is False:
+        return None
+    keys = ("median_nm", "iqr_nm", "n_frames")
+    if not all(_is_number(obj.get(k)) for k in keys):
+        return None
+    return {k: obj[k] for k in keys}
+
+
+def _session_thickness(
+    res: dict[str, Any], frames: dict[str, np.ndarray] | None
+) -> tuple[dict[str, float | int], str] | None:
+    """The session's thickness and what its count counts.
+
+    results.json's own (the tracker's estimates, so the report's count is results.json's
+    ``thickness.n_frames``); for a file without it, frames.csv's values, whose frames repeat
+    the last estimate in between, and the label says so.
+    """
+    own = _thickness_of(res.get("thickness"))
+    if own is not None:
+        return own, _estimates_word(res)
+    if frames is None:
+        return None
+    summary = thickness_summary(frames["lipid_thickness_nm"].tolist())
+    return None if summary is None else (summary, "frames with a value in frames.csv")
 
 
 def _visit(visit: Visit) -> str:
@@ -493,7 +633,7 @@ def _um(px: float | None, size: float) -> float | None:
 def _summary_table(
     stats: BlinkStats,
     kinetics: list[dict[str, Any] | None],
-    thick: dict[str, float | int] | None,
+    thickness: tuple[dict[str, float | int], str] | None,
     res: dict[str, Any],
 ) -> str:
     ks = [k for k in kinetics if k]
@@ -506,6 +646,7 @@ def _summary_table(
     v0 = _median(k["initial_velocity_px_s"] for k in ks)
     amp = _median(k["amplitude_px"] for k in ks)
     calibrated = isinstance(res.get("thickness"), dict) and res["thickness"].get("calibration")
+    thick, counted = thickness if thickness is not None else (None, "")
     rows = [
         ("Blinks", fmt(stats.n_blinks), f"{fmt(stats.n_partial)} partial"),
         ("Blink rate", fmt(stats.blink_rate_per_min, "/min", 1), ""),
@@ -540,14 +681,15 @@ def _summary_table(
         (
             "Drift model chosen",
             f"{fmt(n_drift)} of {fmt(len(ks) - n_short)}",
-            f"by BIC, for a physical creep; {fmt(n_short)} too short to tell",
+            f"by BIC (see the glossary), for a physical creep; {fmt(n_short)} too short "
+            "to tell",
         ),
         (
             "Lipid thickness (median)",
             fmt(None if thick is None else thick["median_nm"], "nm", 0),
             ""
             if thick is None
-            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} frames"
+            else f"IQR {fmt(thick['iqr_nm'], 'nm', 0)} over {fmt(thick['n_frames'])} {counted}"
             + ("" if calibrated else "; uncalibrated (no camera calibration loaded)"),
         ),
         (
@@ -564,7 +706,17 @@ def _timeline(res: dict[str, Any], stats: BlinkStats, fps: float, times: np.ndar
         return float(times[min(frame, times.size - 1)]) if times is not None else frame / fps
 
     plot = Plot(
-        (0.0, stats.duration_s), (0.0, 1.0), height=90, x_label="time (s)", y_ticks=False, y_pad=0.0
+        (0.0, stats.duration_s),
+        (0.0, 1.0),
+        height=100,
+        x_label="time (s)",
+        y_ticks=False,
+        y_pad=0.0,
+        legend=(
+            ("complete blink", "#333", "box"),
+            ("partial blink", "#e08a00", "box"),
+            ("open-eye interval", "#dfeedd", "box"),
+        ),
     )
     for iv in res["intervals"]:
         plot.span(
@@ -590,21 +742,39 @@ def _timeline(res: dict[str, Any], stats: BlinkStats, fps: float, times: np.ndar
     )
 
 
+def _pixel_size(res: dict[str, Any]) -> float | None:
+    """The pixel size in µm when results.json gives a usable one (µm beside px), else None."""
+    size = res.get("pixel_size_um")
+    return float(size) if _is_number(size) and math.isfinite(size) and size > 0 else None
+
+
+UPWARD_NOTE = (
+    "Drawn upward positive: the plots show the layer's travel up the eye; the files keep image "
+    "coordinates (y down), where the same travel is a negative lipid_dy_px."
+)
+
+
 def _displacement(frames: dict[str, np.ndarray], res: dict[str, Any]) -> str:
-    t, y = frames["time_s"], frames["lipid_dy_px"]
-    ok = np.isfinite(y)
+    t, up = frames["time_s"], -frames["lipid_dy_px"]  # upward positive for reading
+    ok = np.isfinite(up)
     if not ok.any():
         return "<h2>Lipid displacement</h2><p class='note'>No lipid displacement in frames.csv.</p>"
+    size = _pixel_size(res)
     plot = Plot(
         (float(np.nanmin(t)), float(np.nanmax(t))),
-        (float(np.nanmin(y[ok])), float(np.nanmax(y[ok]))),
+        (float(np.nanmin(up[ok])), float(np.nanmax(up[ok]))),
         x_label="time (s)",
-        y_label="lipid dy (px)",
+        y_label="upward travel (px)",
+        legend=(("measured upward travel of the layer (relative to the eye)", "#1f5fa8", "line"),),
+        y2_scale=size,
+        y2_label="upward travel (µm)",
     )
-    plot.line(t, y, "#1f5fa8")
+    plot.line(t, up, "#1f5fa8")
     return (
-        "<h2>Lipid displacement over the session</h2><p class='muted'>Vertical displacement "
-        "of the layer relative to the eye since each interval's start (negative: upward).</p>"
+        "<h2>Lipid displacement over the session</h2><p class='muted'>Vertical travel of "
+        "the layer relative to the eye since each interval's start. "
+        + html.escape(UPWARD_NOTE)
+        + "</p>"
         + plot.svg("lipid displacement")
     )
 
@@ -623,45 +793,57 @@ def _thickness(frames: dict[str, np.ndarray]) -> str:
         (float(lo) - 5, float(hi) + 5),
         x_label="time (s)",
         y_label="thickness (nm)",
+        legend=(("median thickness over the tracked region", "#8a3ab9", "line"),),
     )
     plot.line(t, d, "#8a3ab9")
     return (
         "<h2>Lipid layer thickness</h2><p class='muted'>Median over the tracked region, "
-        "per frame.</p>" + plot.svg("lipid thickness")
+        "per frame (each estimate holds until the next).</p>" + plot.svg("lipid thickness")
     )
+
+
+FIT_STYLES = (("paper", "#c0392b", "", "paper fit"), ("drift", "#2e7d32", "4 3", "drift fit"))
+DATA_COLOUR = "#1f4f8a"
 
 
 def _interval_plots(
     frames: dict[str, np.ndarray], res: dict[str, Any], kinetics: list[dict[str, Any] | None]
 ) -> str:
     figs = []
+    size = _pixel_size(res)
+    legend = (("measured", DATA_COLOUR, "dot"), *((w, c, "dash" if d else "line")
+                                                  for _, c, d, w in FIT_STYLES))
     for k, (iv, kin) in enumerate(zip(res["intervals"], kinetics, strict=True)):
         if k >= MAX_INTERVAL_PLOTS:
             break
-        t, y, _ = _interval_series(frames, iv)
-        ok = np.isfinite(y)
+        t, dy, _ = _interval_series(frames, iv)
+        up = -dy  # upward positive for reading; the fits are in dy, negated alike
+        ok = np.isfinite(up)
         if ok.sum() < 2:
             continue
         plot = Plot(
             (0.0, float(t[-1])),
-            (float(y[ok].min()), float(y[ok].max())),
-            width=300,
-            height=170,
+            (float(up[ok].min()), float(up[ok].max())),
+            width=320,
+            height=180,
             x_label="s since opening",
-            y_label="dy (px)",
+            y_label="upward travel (px)",
+            legend=legend,
+            y2_scale=size,
+            y2_label="(µm)",
         )
-        plot.dots(t, y, "#7a9cc6")
         tt = np.linspace(0.0, float(t[-1]), 80)
-        if kin:
-            for name, colour, dash in (("paper", "#c0392b", ""), ("drift", "#2e7d32", "4 3")):
+        if kin:  # the fits first, the measured data over them
+            for name, colour, dash, _ in FIT_STYLES:
                 f = kin["fits"].get(name)
                 if f:
-                    plot.line(
-                        tt, f["a"] * np.exp(-f["b"] * tt) + f["c"] + f["d"] * tt, colour, 1.6, dash
-                    )
+                    fit_dy = f["a"] * np.exp(-f["b"] * tt) + f["c"] + f["d"] * tt
+                    plot.line(tt, -fit_dy, colour, 1.6, dash, kind="fit")
+        # on top, see-through where dense, so a fit under many points still shows
+        plot.dots(t, up, DATA_COLOUR, r=1.6, opacity=0.55)
         caption = (
-            f"#{k}: τ {fmt(kin['tau_s'], 's')}, spread "
-            f"{fmt(kin['spread_time_s'], 's')}, {kin['model']}"
+            f"#{k}: τ {fmt(kin['tau_s'], 's')}, spread time {fmt(kin['spread_time_s'], 's')}, "
+            f"model {model_word(kin['model'], kin.get('model_decidable', True))}"
             if kin
             else f"#{k}: no fit"
         )
@@ -679,10 +861,19 @@ def _interval_plots(
         else ""
     )
     return (
-        "<h2>Intervals: displacement and fits</h2><p class='muted'>Dots: measured "
-        "displacement; red: a·exp(−b·t)+c (paper); green dashed: a·exp(−b·t)+c+d·t "
-        "(with drift).</p>" + note + f"<div class='grid'>{''.join(figs)}</div>"
+        "<h2>Intervals: displacement and fits</h2><p class='muted'>Dots: measured upward "
+        "travel, drawn over the fits; red: paper fit a·exp(−b·t)+c; green dashed: drift fit "
+        "a·exp(−b·t)+c+d·t. " + html.escape(UPWARD_NOTE) + "</p>" + note
+        + f"<div class='grid'>{''.join(figs)}</div>"
     )
+
+
+def _with_um(value: float | None, unit: str, digits: int, size: float | None) -> str:
+    """A px value, with its µm twin beside it when the pixel size is known."""
+    text = fmt(value, unit, digits)
+    if size is None or value is None or not _is_number(value):
+        return text
+    return f"{text} ({fmt(value * size, unit.replace('px', 'µm'), digits)})"
 
 
 def _interval_table(
@@ -692,10 +883,15 @@ def _interval_table(
     fps: float,
 ) -> str:
     rows = []
+    size = _pixel_size(res)
+    counted = _estimates_word(res).split(" (")[0]
     for k, (iv, kin) in enumerate(zip(res["intervals"], kinetics, strict=True)):
-        thick = None
-        if frames is not None:
+        # results.json's own (the tracker's estimates), else frames.csv's values
+        thick = _thickness_of(iv.get("thickness"))
+        what = counted
+        if thick is None and "thickness" not in iv and frames is not None:
             thick = thickness_summary(_interval_series(frames, iv)[2].tolist())
+            what = "frames"
         spread = iv.get("spread") or {}
         st = (
             "—"
@@ -713,36 +909,122 @@ def _interval_table(
                 fmt((iv["end_frame"] - iv["start_frame"] + 1) / fps, "s"),
                 "—" if not kin else model_word(kin["model"], kin.get("model_decidable", True)),
                 fmt(kin["tau_s"], "s") if kin else fmt(spread.get("tau_s"), "s"),
-                fmt(kin["amplitude_px"], "px", 1)
-                if kin
-                else fmt(spread.get("amplitude_px"), "px", 1),
-                fmt(kin["initial_velocity_px_s"], "px/s", 1) if kin else "—",
+                _with_um(
+                    kin["amplitude_px"] if kin else spread.get("amplitude_px"), "px", 1, size
+                ),
+                _with_um(kin["initial_velocity_px_s"], "px/s", 1, size) if kin else "—",
                 st,
-                fmt(kin["drift_px_s"], "px/s", 2) if kin else "—",
+                _with_um(kin["drift_px_s"], "px/s", 2, size) if kin else "—",
                 fmt(kin["delta_bic"], "", 1) if kin else "—",
                 fmt(spread.get("r2"), "", 3),
                 "—"
                 if thick is None
-                else f"{fmt(thick['median_nm'], 'nm', 0)} (IQR {fmt(thick['iqr_nm'], '', 0)})",
+                else f"{fmt(thick['median_nm'], 'nm', 0)} (IQR {fmt(thick['iqr_nm'], 'nm', 0)}, "
+                f"{fmt(thick['n_frames'])} {what})",
             )
         )
-    return "<h2>Intervals</h2>" + _table(
-        (
-            "#",
-            "start",
-            "duration",
-            "model",
-            "τ",
-            "amplitude",
-            "initial velocity",
-            "spread time",
-            "drift",
-            "ΔBIC",
-            "r² (paper fit)",
-            "thickness",
-        ),
-        rows,
+    return (
+        "<h2>Intervals</h2><p class='muted'>Amplitude, initial velocity and drift are upward "
+        "(positive: up the eye)" + (", µm in brackets" if size else "") + ".</p>"
+        + _table(
+            (
+                "#",
+                "start",
+                "duration",
+                "model",
+                "τ",
+                "amplitude",
+                "initial velocity",
+                "spread time",
+                "drift",
+                "ΔBIC",
+                "r² (paper fit)",
+                "thickness",
+            ),
+            rows,
+        )
     )
+
+
+def _glossary(res: dict[str, Any]) -> str:
+    """What the report's terms and labels mean, in a clinician's words."""
+    every = _estimates_word(res)
+    terms = (
+        ("interval", "an open-eye period between two blinks, in which the layer is tracked"),
+        (
+            "upward travel",
+            "how far the lipid layer has moved up the eye, relative to the eye, since the "
+            "interval began; the plots draw it upward positive (results files keep image "
+            "coordinates, y down, where it is a negative lipid_dy_px)",
+        ),
+        (
+            "paper fit",
+            "the spread fitted as a·exp(−b·t)+c, the model of Kothapalli et al. (2022)",
+        ),
+        (
+            "drift fit",
+            "a·exp(−b·t)+c+d·t: the same decay with a steady creep d (King-Smith et al. 2009)",
+        ),
+        (
+            "model: paper / drift",
+            "which of the two fits describes the interval better, chosen by BIC",
+        ),
+        (
+            "paper?",
+            f"the interval is shorter than {MIN_CHOICE_S:g} s, too short to choose a model: "
+            "the paper's model is used by default, not chosen",
+        ),
+        (
+            "BIC, by BIC, ΔBIC",
+            "the Bayesian information criterion, which weighs how well a fit follows the data "
+            "against how many parameters it uses (lower is better); ΔBIC = BIC(paper) − "
+            "BIC(drift): above 0 favours the drift fit",
+        ),
+        (
+            "τ (tau), time constant",
+            "1/b of the chosen fit: the time in which the spread still to come falls to 37% "
+            "(1/e); a small τ is a fast spread",
+        ),
+        ("amplitude", "how far the layer travels up in the decay (|c − start| of the fit)"),
+        (
+            "initial velocity",
+            "the layer's upward speed as the eye opens, from the chosen fit (a·b − d)",
+        ),
+        ("drift", "the steady upward creep after the decay (d of the drift fit; 0 for paper)"),
+        (
+            "spread time",
+            f"the time until the layer's upward speed falls below {THRESHOLD:.0%} of its "
+            "initial speed for good, measured from the data",
+        ),
+        (
+            "censored",
+            "the layer was still moving at the next blink, so the spread time is only known to "
+            "be longer than the interval (shown as > duration)",
+        ),
+        ("r²", "the share of the displacement's variation that the paper fit explains (1: all)"),
+        (
+            "complete / partial blink",
+            "a partial blink is one whose lid did not cover the tracked region; a complete "
+            "blink did",
+        ),
+        ("blink rate", "blinks per minute over the session"),
+        ("inter-blink interval", "from the end of one blink to the start of the next"),
+        (
+            "thickness median / IQR",
+            "the middle value of the lipid thickness estimates, and their interquartile range "
+            "(the spread of the middle half: 75th minus 25th percentile), in nm",
+        ),
+        (
+            "thickness estimates",
+            f"the count behind a thickness: the tracker's {every}, as results.json counts "
+            "them (thickness.n_frames); frames in between repeat the last estimate",
+        ),
+        ("µm beside px", "a pixel value times the camera's pixel size on the eye, when known"),
+    )
+    items = "".join(
+        f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in terms
+    )
+    return f"<h2>Glossary</h2><dl class='glossary'>{items}</dl>"
 
 
 def _listed(v: object) -> list[Any]:
