@@ -126,8 +126,9 @@ def test_time_limit_stops_the_recording_after_that_time(tmp_path, small_cfg):
     with open_stream(tmp_path / "take.ome.zarr") as src:
         assert src.n_frames == n and src.times_s is not None
         last = float(src.times_s[-1])
-    # the frames of the first 1.2 s by the camera's clock: none later, none missing at the end
-    assert 1.2 - 0.1 <= last < 1.2
+    # the frames of the first 1.2 s by the camera's clock: none later, and not stopped early
+    # (a loaded machine may skip exposures, which the camera holds up to 0.25 s of)
+    assert 1.2 - 0.25 <= last < 1.2
     assert n >= 120  # 240 at 200 frames/s; a loaded machine may skip exposures
     assert doc["recording"]["limit_reached"].startswith("time limit of 0.02 min reached")
     assert doc["recording"]["limits"] == {"max_bytes": None, "max_s": pytest.approx(1.2)}
