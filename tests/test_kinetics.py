@@ -102,10 +102,24 @@ def test_bad_arguments_are_refused():
         analyze_spread(t, -t, threshold=1.5)
 
 
-def test_local_velocity_is_exact_on_a_line():
+def test_local_velocity_is_exact_on_a_parabola():
     t = np.arange(90) / FPS
-    v = local_velocity(t, 3.0 - 12.5 * t)
-    np.testing.assert_allclose(v, -12.5, rtol=1e-9)
+    v = local_velocity(t, 3.0 - 12.5 * t + 4.0 * t**2)
+    assert np.isfinite(v[2:]).all()  # the first window is too short for a parabola
+    np.testing.assert_allclose(v[2:], -12.5 + 8.0 * t[2:], rtol=1e-7, atol=1e-7)
+
+
+def test_spread_time_holds_where_the_tracker_samples_a_slowing_layer_sparsely():
+    # the tracker measures a slow layer less often: samples every frame at first, then
+    # thinning to one every few tenths of a second, and the next blink comes a second after
+    # the spread ended; the speed must not be read off the denser, faster side of a window
+    # (a line through it put the spread's end 10% late) nor off a one-sided window at the end
+    tau = 1.5
+    gaps = np.clip(0.02 * np.exp(np.arange(200) / 30.0), 0.02, 0.3)
+    t = np.concatenate([[0.0], np.cumsum(gaps)])
+    t = t[t < 4.5]
+    k = analyze_spread(t, -150.0 * (1 - np.exp(-t / tau)))
+    assert k.spread_time_s == pytest.approx(tau * np.log(10), rel=0.03)
 
 
 def test_to_json_is_plain_and_complete():

@@ -20,10 +20,14 @@ when the next blink or the end of the stream comes) get the paper's model with
 ``model_decidable`` false.
 
 The spread time is measured from the data: the layer's upward speed is estimated by local
-linear regression over a window that widens with time (``SMOOTH_FRACTION`` of the elapsed time,
-at least ``SMOOTH_MIN_S`` either side: fast early changes stay sharp, slow late ones are
-averaged over many frames), and the spread ends when that speed, less the fitted steady drift,
-first falls below ``threshold`` (default 10%) of its initial value. An interval that ends while
+quadratic regression over a window that widens with time (``SMOOTH_FRACTION`` of the elapsed
+time, at least ``SMOOTH_MIN_S`` either side: fast early changes stay sharp, slow late ones are
+averaged over many frames). Quadratic, not linear: the curve bends as the layer slows, and the
+tracker samples a slow layer more sparsely than a fast one, so a line through a window weighted
+towards its faster side overstates the speed there and puts the spread's end late. The spread
+ends when that speed, less the fitted steady drift, falls below ``threshold`` (default 10%) of
+its initial value for good, judged only where the window has data on both sides (near the
+interval's end a one-sided window says little about the speed). An interval that ends while
 the layer still moves faster than that is *censored*: no spread time, ``spread_censored``.
 The chosen model's own value, ``ln(1/threshold)/b``, is given beside it.
 """
@@ -31,6 +35,7 @@ The chosen model's own value, ``ln(1/threshold)/b``, is given beside it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from math import comb
 
 import numpy as np
 
@@ -38,7 +43,7 @@ B_MIN, B_MAX = 0.02, 30.0  # 1/s: tau from 33 ms to 50 s
 _GRID = np.geomspace(B_MIN, B_MAX, 48)
 REFINE_ROUNDS = 3  # each zooms 4x into a 9-point bracket; a parabola gives the last digits
 THRESHOLD = 0.10
-SMOOTH_FRACTION = 0.3
+SMOOTH_FRACTION = 0.2
 SMOOTH_MIN_S = 0.06
 MIN_POINTS = 6
 PAPER_MODEL = "a*exp(-b*t)+c"
@@ -258,54 +263,88 @@ def fit_exponential(t_s: np.ndarray, y_px: np.ndarray) -> tuple[float, float, fl
 
 
 # -- spread time --------------------------------------------------------------------------------
+def _window(t: np.ndarray, fraction: float, min_half_s: float) -> tuple[np.ndarray, ...]:
+    """Each sample's smoothing window: its half-width and the slice ``lo:hi`` of samples in it.
+
+    ``t`` counts from the eye opening; the window at t spans ``t +- max(min_half_s, fraction*t)``.
+    """
+    half = np.maximum(min_half_s, fraction * np.maximum(t, 0.0))
+    lo = np.searchsorted(t, t - half, side="left")
+    hi = np.searchsorted(t, t + half, side="right")
+    return half, lo, hi
+
+
 def local_velocity(
     t_s: np.ndarray,
     y_px: np.ndarray,
     fraction: float = SMOOTH_FRACTION,
     min_half_s: float = SMOOTH_MIN_S,
 ) -> np.ndarray:
-    """Slope dy/dt (px/s) at each sample by local linear regression over a widening window.
+    """Slope dy/dt (px/s) at each sample by local quadratic regression over a widening window.
 
-    ``t_s`` counts from the eye opening (the window widens with it). The window at t spans
-    ``t +- max(min_half_s, fraction*t)`` (clipped to the series); O(n) from cumulative sums.
+    NaN where the window holds too few samples to place a parabola. O(n) from cumulative sums
+    of powers of time (scaled by each window's half-width, so the sums stay well conditioned).
     """
     t = np.asarray(t_s, np.float64)
     y = np.asarray(y_px, np.float64)
-    tc, yc = t - t[0], y - y.mean()  # centred sums for conditioning
-    half = np.maximum(min_half_s, fraction * np.maximum(t, 0.0))  # t: since the eye opened
-    lo = np.searchsorted(tc, tc - half, side="left")
-    hi = np.searchsorted(tc, tc + half, side="right")
+    half, lo, hi = _window(t, fraction, min_half_s)
+    u, yc = t - t[0], y - y.mean()
 
-    def window(v: np.ndarray) -> np.ndarray:
+    def window_sum(v: np.ndarray) -> np.ndarray:
         c = np.concatenate([[0.0], np.cumsum(v)])
         return c[hi] - c[lo]
 
+    su = [window_sum(u**k) for k in range(5)]  # sum of u^k over each window
+    suy = [window_sum(u**k * yc) for k in range(3)]
+    # moments of s = (u_j - u_i)/half_i, by the binomial expansion about each sample
+    a = -u / half
+    inv = 1.0 / half
+    m = [
+        sum(comb(k, r) * su[r] * inv**r * a ** (k - r) for r in range(k + 1)) for k in range(5)
+    ]
+    my = [
+        sum(comb(k, r) * suy[r] * inv**r * a ** (k - r) for r in range(k + 1)) for k in range(3)
+    ]
+    # normal equations of y = c0 + c1*s + c2*s^2; c1 by Cramer's rule
+    det = m[0] * (m[2] * m[4] - m[3] ** 2) - m[1] * (m[1] * m[4] - m[2] * m[3]) + m[2] * (
+        m[1] * m[3] - m[2] ** 2
+    )
+    num = m[0] * (my[1] * m[4] - m[3] * my[2]) - my[0] * (m[1] * m[4] - m[2] * m[3]) + m[2] * (
+        m[1] * my[2] - my[1] * m[2]
+    )
     n = (hi - lo).astype(np.float64)
-    st, sy, stt, sty = window(tc), window(yc), window(tc * tc), window(tc * yc)
-    den = n * stt - st * st
+    ok = (n >= 4) & (det > 1e-9 * np.maximum(n, 1.0) ** 3)
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope = (n * sty - st * sy) / den
-    return np.where(den > 0, slope, np.nan)
+        slope = num / det / half
+    return np.where(ok, slope, np.nan)
 
 
 def _spread_time(t: np.ndarray, y: np.ndarray, fit: DecayFit, threshold: float) -> float | None:
     """When the measured speed, less the steady drift, falls below threshold*initial for good.
 
     "For good" (the last downward crossing, not the first) because the speed measured over
-    the first few frames is noisy and may dip below the threshold by chance.
+    the first few frames is noisy and may dip below the threshold by chance. Only samples
+    whose window reaches at least half its width to either side count: None when none of them
+    shows the layer below the threshold after it was last above.
     """
-    excess = -(local_velocity(t, y) - fit.d) * np.sign(fit.a)  # along the spread's direction
+    half, _, _ = _window(t, SMOOTH_FRACTION, SMOOTH_MIN_S)
+    speed = local_velocity(t, y)
+    both_sides = (t - t[0] >= 0.5 * half) & (t[-1] - t >= 0.5 * half) & np.isfinite(speed)
+    ts = t[both_sides]
+    if ts.size < 2:
+        return None
+    excess = -(speed[both_sides] - fit.d) * np.sign(fit.a)  # along the spread's direction
     limit = threshold * abs(fit.a) * fit.b
-    above = np.flatnonzero(~(excess <= limit))  # NaN counts as still moving
+    above = np.flatnonzero(excess > limit)
     if not above.size:
         return float(t[0])
     j = int(above[-1]) + 1
-    if j >= t.size:
+    if j >= ts.size:
         return None
     # interpolate the crossing between samples j-1 (above) and j (below)
     e0, e1 = excess[j - 1], excess[j]
-    frac = (e0 - limit) / (e0 - e1) if np.isfinite(e0) and e0 != e1 else 1.0
-    return float(t[j - 1] + frac * (t[j] - t[j - 1]))
+    frac = (e0 - limit) / (e0 - e1) if e0 != e1 else 1.0
+    return float(ts[j - 1] + frac * (ts[j] - ts[j - 1]))
 
 
 def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[float, float]:
