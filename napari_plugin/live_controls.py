@@ -28,10 +28,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from tfll_live.tracking import Enhancement, FlowMethod, TrackerConfig
-
 from .fixed_label import FixedLabel
 from .recording_form import FORMATS, RecordingForm
+from .tracker_form import FLOW_NAMES, TrackerForm
 from .visit_form import VisitForm
 
 if TYPE_CHECKING:
@@ -39,9 +38,7 @@ if TYPE_CHECKING:
 
 SYNTHETIC, REPLAY, MICRO_MANAGER = "Synthetic camera", "Replay a recording", "Micro-Manager camera"
 STATUS_LINES = 3  # counts; eye, interval and fit; thickness, last spread, REC
-__all__ = ["FORMATS", "MICRO_MANAGER", "REPLAY", "SYNTHETIC", "LiveControls"]
-FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Farneback",
-              FlowMethod.SSD: "SSD templates"}
+__all__ = ["FLOW_NAMES", "FORMATS", "MICRO_MANAGER", "REPLAY", "SYNTHETIC", "LiveControls"]
 
 
 def _path_row(placeholder: str = "") -> tuple[QLineEdit, QPushButton, QHBoxLayout]:
@@ -85,25 +82,17 @@ class LiveControls(QWidget):
         form.addRow("Exposure", self.exposure_widget)
 
         trk = QGroupBox("Tracking")
-        self.enhancement_combo = QComboBox()
-        for e in Enhancement:
-            self.enhancement_combo.addItem(e.value, e)
-        self.flow_combo = QComboBox()
-        for f in FlowMethod:
-            self.flow_combo.addItem(FLOW_NAMES.get(f, f.value), f)
-        default = TrackerConfig()
-        self.enhancement_combo.setCurrentIndex(self.enhancement_combo.findData(default.enhancement))
-        self.flow_combo.setCurrentIndex(self.flow_combo.findData(default.flow))
+        self.tracker_form = TrackerForm()
+        # Qt handles for the form's parts (the tests and ``set_state`` use them)
+        self.enhancement_combo = self.tracker_form.enhancement.native
+        self.flow_combo = self.tracker_form.flow.native
+        self.calibration_edit = self.tracker_form.calibration.line_edit.native
+        self.calibration_button = self.tracker_form.calibration.choose_btn.native
+        # how the view follows the eye: a display choice, not a tracker setting
         self.stabilized_check = QCheckBox("stabilized view (follow the eye)")
-        self.calibration_edit, self.calibration_button, calibration_row = _path_row(
-            "none (tfll calibrate makes one)"
-        )
-        self.calibration_edit.setToolTip("the camera's colour calibration for lipid thickness")
-        form = QFormLayout(trk)
-        form.addRow("Enhancement", self.enhancement_combo)
-        form.addRow("Flow", self.flow_combo)
-        form.addRow("Calibration", calibration_row)
-        form.addRow(self.stabilized_check)
+        trk_lay = QVBoxLayout(trk)
+        trk_lay.addWidget(self.tracker_form.native)
+        trk_lay.addWidget(self.stabilized_check)
 
         visit = QGroupBox("Visit")
         self.visit_form = VisitForm()

@@ -151,17 +151,26 @@ class LiveLayers:
         return layer.events.data.blocker()
 
     # -- updates --------------------------------------------------------------------------------
-    def placeholder(self, shape: tuple[int, ...], dtype: Any) -> None:
+    def placeholder(self, shape: tuple[int, ...], dtype: Any) -> bool:
         """A blank camera image of the coming frames' size, until the first frame arrives.
 
         Added as streaming starts, it takes napari's welcome screen away at once and sets the
         view's extent, so the first frame neither flashes the welcome screen nor moves the view.
-        A camera layer already there (a previous run) stays as it is.
+        A camera layer already there (a previous run) stays as it is. Whether one was added.
         """
-        if self._get(IMAGE) is None:
-            self._image(np.zeros(shape, dtype))
-            self._blank = True
-            self.viewer.reset_view()
+        if self._get(IMAGE) is not None:
+            return False
+        self._image(np.zeros(shape, dtype))
+        self._blank = True
+        self.viewer.reset_view()
+        return True
+
+    def remove_placeholder(self) -> None:
+        """Take the blank image away again (the camera did not start)."""
+        layer = self._get(IMAGE)
+        if layer is not None and self._blank:
+            self.viewer.layers.remove(layer)
+        self._blank = False
 
     def show(self, frame: np.ndarray, result: FrameResult, tracks: np.ndarray | None = None,
              stabilized: bool = False) -> None:

@@ -50,7 +50,6 @@ from tfll_live.acquisition.status import counts_text, eye_word, lost_text, rate_
 from tfll_live.analyze import recorded_pixel_size
 from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
-from tfll_live.thickness import checked_calibration
 from tfll_live.tracking import FrameResult, TrackerConfig
 from tfll_live.visit import default_study_folder, visit_folder
 
@@ -196,7 +195,8 @@ class LiveWidget(LiveControls):
         self.flow_combo.currentIndexChanged.connect(self._tracker_changed)
         self.stabilized_check.toggled.connect(self._view_changed)
         self.calibration_edit.editingFinished.connect(self._tracker_changed)
-        self.calibration_button.clicked.connect(self._browse_calibration)
+        # after FileEdit's own slot, which has set the chosen file by then
+        self.tracker_form.calibration.choose_btn.changed.connect(self._tracker_changed)
 
     def _dock_panel(self) -> None:
         window = getattr(self.viewer, "window", None)
@@ -232,9 +232,7 @@ class LiveWidget(LiveControls):
     def tracker_config(self) -> TrackerConfig:
         """Return the tracker settings chosen in the widget."""
         base = self.loop.tracker_config if self.loop is not None else TrackerConfig()
-        return replace(base, enhancement=self.enhancement_combo.currentData(),
-                       flow=self.flow_combo.currentData(),
-                       thickness_calibration=checked_calibration(self.calibration_edit.text()))
+        return self.tracker_form.config(base)
 
     # -- live ------------------------------------------------------------------------------------
     def _make_core(self) -> Any:
@@ -290,15 +288,22 @@ class LiveWidget(LiveControls):
             return True
         self.show_message("")
         self.source_pixel_size_um = None
+        placeholder = False
         try:
             core = self._make_core()
             if self.source_pixel_size_um is None:  # Micro-Manager's pixel-size configuration
                 with contextlib.suppress(Exception):
                     self.source_pixel_size_um = float(core.getPixelSizeUm()) or None
             loop = CaptureLoop(core, tracker_config=self.tracker_config())
+            # the camera's layer now (blank until the first frame): napari's welcome screen
+            # goes as streaming starts and the view does not jump at the first frame; made
+            # before the camera runs, so its cost does not hold up the tracker's first frames
+            placeholder = self.layers.placeholder(*_frame_shape(core))
             self.feed.connect(loop)
             loop.start()
         except Exception as exc:  # any failure becomes a message; the widget lives on
+            if placeholder:
+                self.layers.remove_placeholder()
             self.feed.disconnect()
             self._unplug()
             self.show_message(f"Cannot start: {one_line(exc)}")
@@ -311,9 +316,6 @@ class LiveWidget(LiveControls):
         self.panel.clear()
         self.last_shown, self._last_spread = None, None
         self._arrivals.clear()
-        # the camera's layer at once (blank until the first frame): napari's welcome screen
-        # goes as streaming starts, and the view does not jump when the first frame comes
-        self.layers.placeholder(*_frame_shape(core))
         self.timer.start()
         self._update_enabled()
         return True
@@ -475,13 +477,6 @@ class LiveWidget(LiveControls):
                                                   "Micro-Manager config (*.cfg);;All files (*)")
         if name:
             self.path_edit.setText(name)
-
-    def _browse_calibration(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Thickness calibration", "", "Calibrations (*.json);;All files (*)")
-        if name:
-            self.calibration_edit.setText(name)
-            self._tracker_changed()
 
     # -- display (Qt main thread, timer driven) --------------------------------------------------
     def _tick(self) -> None:
