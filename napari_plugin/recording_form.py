@@ -64,6 +64,9 @@ class RecordingForm(Container):
         for f in fields(RecordingOptions):
             widgets[f.name].label = LABELS[f.name]
             widgets[f.name].tooltip = TIPS[f.name]
+        # a narrow dock: "…" as the dock's other browse buttons, the path gets the width
+        self.folder.choose_btn.text = "…"
+        self.folder.choose_btn.native.setFixedWidth(30)
         super().__init__(widgets=list(widgets.values()))
 
     @property

@@ -54,6 +54,9 @@ class TrackerForm(Container):
             tooltip=TIPS["thickness_calibration"],
         )
         self.calibration.line_edit.native.setPlaceholderText("none (tfll calibrate makes one)")
+        # a narrow dock: "…" as the dock's other browse buttons, the path gets the width
+        self.calibration.choose_btn.text = "…"
+        self.calibration.choose_btn.native.setFixedWidth(30)
         super().__init__(widgets=[self.enhancement, self.flow, self.calibration])
 
     @property

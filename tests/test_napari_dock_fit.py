@@ -247,3 +247,51 @@ def test_the_dock_gives_um_beside_px_and_the_plot_upward_travel(docked, qtbot):
     widget.recording_form.pixel_size.value = 0.0  # the camera's: the synthetic one has none
     assert widget.start_live()
     assert widget.pixel_size_um() is None and widget.panel.plot.y_label == "upward travel (px)"
+
+
+def test_a_replayed_recording_gives_its_pixel_size_and_files_keep_the_specs_sign(docked, qtbot):
+    from tfll_live.io import read_frames_csv, read_results
+
+    _viewer, widget = docked
+    widget.recording_form.pixel_size.value = 2.0
+    widget.recording_form.fmt.value = "ome-tiff"
+    assert widget.start_live(), widget.message_label.text()
+    rec = widget.start_recording()
+    assert rec is not None, widget.message_label.text()
+    qtbot.waitUntil(lambda: widget.loop.stats.recorded >= 90, timeout=30_000)
+    widget.stop_recording()
+    widget.stop_live()
+    analysis = rec.parent / (rec.name.split(".")[0] + ".tfll")
+    assert read_results(analysis)["pixel_size_um"] == 2.0
+    dy = read_frames_csv(analysis)["lipid_dy_px"]
+    assert np.nanmin(dy) < -1.0  # the file: y down, the layer rising is negative
+    # replayed with the form at "the camera's": the recording's own pixel size
+    widget.recording_form.pixel_size.value = 0.0
+    widget.camera_combo.setCurrentText("Replay a recording")
+    widget.path_edit.setText(str(rec))
+    assert widget.start_live(), widget.message_label.text()
+    assert widget.pixel_size_um() == 2.0 and widget.panel.plot.y_label == "upward travel (µm)"
+
+
+def test_every_form_control_can_be_scrolled_into_view(docked, qtbot, tmp_path):
+    """Nothing hidden: each input of the forms is reachable, whole, by scrolling the dock."""
+    from qtpy.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit
+
+    _viewer, widget = docked
+    kinds = (QLineEdit, QComboBox, QAbstractSpinBox, QAbstractButton)
+    inputs = [
+        w
+        for w in widget.scroll.widget().findChildren(QWidget)
+        if isinstance(w, kinds)
+        and w.isVisibleTo(widget)
+        and w.parentWidget() is not None
+        and not isinstance(w.parentWidget(), kinds)  # a spin box's own line edit
+    ]
+    assert widget.folder_edit in inputs and widget.enhancement_combo in inputs
+    assert len(inputs) >= 15
+    for w in inputs:
+        widget.scroll.ensureWidgetVisible(w, 0, 10)  # 10 px above and below it
+        qtbot.wait(5)
+        assert shown_in_window(w), (type(w).__name__, w.toolTip())
+    widget.scroll.ensureWidgetVisible(widget.folder_edit)
+    grab(widget, tmp_path / "dock_1366x768_recording_form.png")
