@@ -313,6 +313,7 @@ class LiveWidget(LiveControls):
         self._loop_holder[0] = loop
         self.history.clear()
         self.panel.set_pixel_size(self.pixel_size_um())
+        self.panel.set_thickness_calibrated(bool(loop.tracker_config.thickness_calibration))
         self.panel.clear()
         self.last_shown, self._last_spread = None, None
         self._arrivals.clear()
@@ -461,6 +462,7 @@ class LiveWidget(LiveControls):
                 self.show_message(f"Tracker: {one_line(exc)}")
             self.history.clear()
             self.panel.clear()
+            self.panel.set_thickness_calibrated(bool(self.loop.tracker_config.thickness_calibration))
 
     def _view_changed(self) -> None:
         latest = self.loop.latest() if self.loop is not None else None

@@ -104,6 +104,7 @@ class SpreadPanel(QWidget):
         self.table.setHorizontalHeaderLabels(list(SHOWN_COLUMNS.values()))
         self.table.verticalHeader().setVisible(False)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.set_thickness_calibrated(False)
         self.table.setMinimumHeight(70)  # a laptop screen: leave the TFLL Live dock its room
         self.export_button = QPushButton("Export intervals to CSV…")
         self.export_button.clicked.connect(self._export_clicked)
@@ -125,6 +126,16 @@ class SpreadPanel(QWidget):
         self._dy: list[float] = []
         self._fit: SpreadFit | None = None
         self._dirty = False
+
+    def set_thickness_calibrated(self, calibrated: bool) -> None:
+        """Head the thickness column "nm (uncal.)" until a calibration is loaded.
+
+        Without the camera's colour calibration a thickness is an uncalibrated estimate; the
+        status line says so too.
+        """
+        j = list(SHOWN_COLUMNS).index("thickness_median_nm")
+        label = SHOWN_COLUMNS["thickness_median_nm"] + ("" if calibrated else " (uncal.)")
+        self.table.setHorizontalHeaderItem(j, QTableWidgetItem(label))
 
     def set_pixel_size(self, pixel_size_um: float | None) -> None:
         """µm per pixel for the plot, the fit line and the table (None: px only)."""

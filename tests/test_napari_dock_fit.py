@@ -233,6 +233,9 @@ def test_the_dock_gives_um_beside_px_and_the_plot_upward_travel(docked, qtbot):
     widget.recording_form.pixel_size.value = 2.5
     assert widget.start_live(), widget.message_label.text()
     assert widget.pixel_size_um() == 2.5 and widget.panel.plot.y_label == "upward travel (µm)"
+    table = widget.panel.table
+    headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    assert "nm (uncal.)" in headers  # no calibration loaded
     panel = widget.panel
     qtbot.waitUntil(lambda: panel._fit is not None and panel._fit.supported, timeout=40_000)
     qtbot.waitUntil(lambda: "±" in panel.fit_label.text(), timeout=5_000)

@@ -279,6 +279,8 @@ def test_a_calibration_chosen_in_the_dock_is_used_and_recorded(widget, qtbot, tm
     w.calibration_edit.setText(str(path))
     assert w.start_live(), w.message_label.text()
     assert w.loop.tracker_config.thickness_calibration == str(path.resolve())
+    table = w.panel.table  # thickness no longer "uncalibrated"
+    assert "nm" in [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
     w.folder_edit.setText(str(tmp_path))
     rec = w.start_recording()
     assert rec is not None, w.message_label.text()
