@@ -213,7 +213,7 @@ def test_the_dock_asks_before_replacing_a_recording(docked, qtbot, monkeypatch, 
     assert sorted(p.name for p in first.parent.iterdir()) == ["baseline.ome.zarr", "baseline.tfll"]
 
 
-def test_the_dock_says_when_the_camera_cannot_keep_up(docked, qtbot):
+def test_the_dock_says_when_the_camera_cannot_keep_up(docked, qtbot, tmp_path):
     _viewer, widget = docked
     # a synthetic camera asked for 500 frames/s of 960x1280 colour frames it renders one by
     # one: it delivers far fewer, on its real times
@@ -224,6 +224,7 @@ def test_the_dock_says_when_the_camera_cannot_keep_up(docked, qtbot):
     qtbot.waitUntil(lambda: "cannot keep up" in widget.rate_label.text(), timeout=5_000)
     assert "500.0 requested" in widget.rate_label.text()
     assert shown_in_window(widget.rate_label)
+    grab(widget, tmp_path / "dock_1366x768_camera_behind.png")
     widget.stop_live()
     assert "cannot keep up" in widget.rate_label.text()  # the final status says it too
 
