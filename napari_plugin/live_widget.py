@@ -376,6 +376,8 @@ class LiveWidget(LiveControls):
                 study.mkdir(parents=True, exist_ok=True)  # made on first use, not at startup
             if not study.is_dir():
                 raise FileNotFoundError(f"{study}: no such folder")
+            # the visit's start time (now, at its first recording) names its folder; the form
+            # keeps it only once the recording goes ahead
             visit = self.visit_form.visit.started()
             folder = visit_folder(study, visit)
             stem = options.name or time.strftime("tfll-%Y%m%d-%H%M%S")
@@ -386,7 +388,7 @@ class LiveWidget(LiveControls):
                     self._update_enabled()
                     return None
                 remove_recording(taken)
-            visit = self.visit_form.start_recording()  # its start time: now, if not yet set
+            self.visit_form.visit = visit
             folder.mkdir(exist_ok=True)
             path = self.loop.start_recording(
                 taken, fmt=options.fmt, visit=visit,  # type: ignore[arg-type]
