@@ -8,35 +8,37 @@ the shared core, the current camera's exposure), so they behave as in napari-mic
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pymmcore_widgets import ConfigurationWidget, DefaultCameraExposureWidget
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from tfll_live.tracking import Enhancement, FlowMethod, TrackerConfig
-from tfll_live.visit import default_study_folder
-
+from .fixed_label import FixedLabel
+from .recording_form import FORMATS, RecordingForm
+from .tracker_form import FLOW_NAMES, TrackerForm
 from .visit_form import VisitForm
 
 if TYPE_CHECKING:
     from pymmcore_plus import CMMCorePlus
 
 SYNTHETIC, REPLAY, MICRO_MANAGER = "Synthetic camera", "Replay a recording", "Micro-Manager camera"
-FORMATS = {"OME-Zarr": "ome-zarr", "OME-TIFF": "ome-tiff"}
-FLOW_NAMES = {FlowMethod.LUCAS_KANADE: "Lucas-Kanade", FlowMethod.FARNEBACK: "Farneback",
-              FlowMethod.SSD: "SSD templates"}
+STATUS_LINES = 3  # counts; eye, interval and fit; thickness, last spread, REC
+__all__ = ["FLOW_NAMES", "FORMATS", "MICRO_MANAGER", "REPLAY", "SYNTHETIC", "LiveControls"]
 
 
 def _path_row(placeholder: str = "") -> tuple[QLineEdit, QPushButton, QHBoxLayout]:
@@ -60,8 +62,7 @@ class LiveControls(QWidget):
         # the Micro-Manager camera: whatever the shared core has (napari-micromanager's too)
         self.config_widget = ConfigurationWidget(mmcore=mmcore)
         self.config_widget.setToolTip("load a Micro-Manager configuration into the shared core")
-        self.mm_camera_label = QLabel()
-        self.mm_camera_label.setWordWrap(True)
+        self.mm_camera_label = FixedLabel(n_lines=1)
         self.exposure_widget = DefaultCameraExposureWidget(mmcore=mmcore)
         self.path_edit, self.browse_button, path_row = _path_row("file to replay")
         self.fps_spin = QDoubleSpinBox()
@@ -79,64 +80,87 @@ class LiveControls(QWidget):
         form.addRow("Configuration", self.config_widget)
         form.addRow("Camera", self.mm_camera_label)
         form.addRow("Exposure", self.exposure_widget)
-        form.addRow(self.live_button)
 
         trk = QGroupBox("Tracking")
-        self.enhancement_combo = QComboBox()
-        for e in Enhancement:
-            self.enhancement_combo.addItem(e.value, e)
-        self.flow_combo = QComboBox()
-        for f in FlowMethod:
-            self.flow_combo.addItem(FLOW_NAMES.get(f, f.value), f)
-        default = TrackerConfig()
-        self.enhancement_combo.setCurrentIndex(self.enhancement_combo.findData(default.enhancement))
-        self.flow_combo.setCurrentIndex(self.flow_combo.findData(default.flow))
+        self.tracker_form = TrackerForm()
+        # Qt handles for the form's parts (the tests and ``set_state`` use them)
+        self.enhancement_combo = self.tracker_form.enhancement.native
+        self.flow_combo = self.tracker_form.flow.native
+        self.calibration_edit = self.tracker_form.calibration.line_edit.native
+        self.calibration_button = self.tracker_form.calibration.choose_btn.native
+        # how the view follows the eye: a display choice, not a tracker setting
         self.stabilized_check = QCheckBox("stabilized view (follow the eye)")
-        self.calibration_edit, self.calibration_button, calibration_row = _path_row(
-            "none (tfll calibrate makes one)"
-        )
-        self.calibration_edit.setToolTip("the camera's colour calibration for lipid thickness")
-        form = QFormLayout(trk)
-        form.addRow("Enhancement", self.enhancement_combo)
-        form.addRow("Flow", self.flow_combo)
-        form.addRow("Calibration", calibration_row)
-        form.addRow(self.stabilized_check)
+        trk_lay = QVBoxLayout(trk)
+        trk_lay.addWidget(self.tracker_form.native)
+        trk_lay.addWidget(self.stabilized_check)
 
         visit = QGroupBox("Visit")
         self.visit_form = VisitForm()
         QVBoxLayout(visit).addWidget(self.visit_form.native)
 
         rec = QGroupBox("Recording")
-        self.folder_edit, self.folder_button, folder_row = _path_row()
-        # the study folder: one folder per visit inside it (date, time, eye)
-        self.folder_edit.setText(str(default_study_folder()))
-        self.folder_edit.setToolTip(
-            "study folder: each visit's recordings go to a folder of their own inside it, "
-            "named by the visit's date, time and eye"
-        )
-        self.format_combo = QComboBox()
-        self.format_combo.addItems(list(FORMATS))
-        self.record_button = QPushButton("Record")
-        self.record_button.setCheckable(True)
-        form = QFormLayout(rec)
-        form.addRow("Study folder", folder_row)
-        form.addRow("Format", self.format_combo)
-        form.addRow(self.record_button)
+        self.recording_form = RecordingForm()
+        # Qt handles for the form's parts (the tests and ``set_state`` use them)
+        self.folder_edit = self.recording_form.folder.line_edit.native
+        self.folder_button = self.recording_form.folder.choose_btn.native
+        self.format_combo = self.recording_form.fmt.native
         self.report_button = QPushButton("Session report…")
         self.report_button.setToolTip("HTML report of the last recording (tfll report)")
-        form.addRow(self.report_button)
+        rec_lay = QVBoxLayout(rec)
+        rec_lay.addWidget(self.recording_form.native)
+        rec_lay.addWidget(self.report_button)
 
+        # the forms scroll; the buttons and status lines below them never do, and keep their
+        # place and size whatever the state (nothing appears, disappears or grows while live)
+        forms = QWidget()
+        forms_lay = QVBoxLayout(forms)
+        for w in (cam, trk, visit, rec):
+            # a group keeps the height its rows need: the scroll area scrolls, never squashes
+            w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            forms_lay.addWidget(w)
+        forms_lay.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(forms)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setMinimumHeight(80)
+
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        for button in (self.live_button, self.record_button):
+            # the longer of each button's two texts sets its width: no jump when it toggles
+            button.setMinimumWidth(button.fontMetrics().horizontalAdvance("Stop recording") + 24)
         self.saved_recording: Path | None = None  # the last finished recording, for the report
-        self.status_label = QLabel("idle")
-        self.status_label.setWordWrap(True)
-        self.message_label = QLabel("")
-        self.message_label.setWordWrap(True)
+        self.status_label = FixedLabel("idle", n_lines=STATUS_LINES, wrap=False)
+        self.rate_label = FixedLabel("", n_lines=2)
+        self.rate_label.setStyleSheet("color: #ffb000;")
+        self.message_label = FixedLabel("", n_lines=2, elide=Qt.TextElideMode.ElideMiddle)
         self.message_label.setStyleSheet("color: #ff7b5c;")
+        self.bar = QWidget()
+        bar = QVBoxLayout(self.bar)
+        bar.setContentsMargins(9, 4, 9, 4)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.live_button)
+        buttons.addWidget(self.record_button)
+        bar.addLayout(buttons)
+        for label in (self.status_label, self.rate_label, self.message_label):
+            bar.addWidget(label)
+        self.bar.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
 
         lay = QVBoxLayout(self)
-        for w in (cam, trk, visit, rec, self.status_label, self.message_label):
-            lay.addWidget(w)
-        lay.addStretch(1)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.scroll, 1)
+        lay.addWidget(self.bar)
+        # expanding: napari adds no stretch below it, the scroll area takes the dock's height
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+
+    def showEvent(self, event: Any) -> None:
+        """Fix the buttons' height once napari's style is applied (its checked style is taller)."""
+        super().showEvent(event)
+        for button in (self.live_button, self.record_button):
+            if button.minimumHeight() != button.maximumHeight():
+                button.setFixedHeight(button.sizeHint().height() + 4)
 
     def set_state(self, live: bool, recording: bool) -> None:
         """Enable only the controls that make sense when ``live`` / ``recording``."""
@@ -162,6 +186,8 @@ class LiveControls(QWidget):
         self.folder_edit.setEnabled(not rec)
         self.folder_button.setEnabled(not rec)
         self.format_combo.setEnabled(not rec)
+        self.recording_form.name_edit.enabled = not rec
+        self.recording_form.pixel_size.enabled = not rec
         self.visit_form.enabled = not rec  # a recording's visit is fixed when it starts
         self.report_button.setEnabled(not rec and self.saved_recording is not None)
 

@@ -67,6 +67,7 @@ class LiveLayers:
         self._text_state: str | None = None  # eye state and time of the canvas text
         self._text_at = 0.0
         self._anatomy_kinds: list[str] = []
+        self._blank = False  # the camera layer shows the placeholder, not a frame
         viewer.layers.events.removed.connect(self._on_removed)
 
     def _on_removed(self, event: Any) -> None:
@@ -90,6 +91,11 @@ class LiveLayers:
             for name in (TRACKS, ANATOMY, POINTS):  # overlays stay on top of the image
                 if name in self.viewer.layers:
                     self.viewer.layers.move(self.viewer.layers.index(name), -1)
+        elif self._blank:  # the first frame after the placeholder: its own contrast
+            layer.data = frame
+            if not rgb:
+                layer.reset_contrast_limits_range()
+                layer.reset_contrast_limits()
         elif layer.data.shape != frame.shape or layer.data.dtype != frame.dtype:
             layer.data = frame  # a new camera size or bit depth: the viewer's ranges change
             if not rgb:
@@ -97,6 +103,7 @@ class LiveLayers:
         else:
             with self._quietly(layer):
                 layer.data = frame
+        self._blank = False
         return layer
 
     def _points(self) -> Any:
@@ -144,6 +151,27 @@ class LiveLayers:
         return layer.events.data.blocker()
 
     # -- updates --------------------------------------------------------------------------------
+    def placeholder(self, shape: tuple[int, ...], dtype: Any) -> bool:
+        """A blank camera image of the coming frames' size, until the first frame arrives.
+
+        Added as streaming starts, it takes napari's welcome screen away at once and sets the
+        view's extent, so the first frame neither flashes the welcome screen nor moves the view.
+        A camera layer already there (a previous run) stays as it is. Whether one was added.
+        """
+        if self._get(IMAGE) is not None:
+            return False
+        self._image(np.zeros(shape, dtype))
+        self._blank = True
+        self.viewer.reset_view()
+        return True
+
+    def remove_placeholder(self) -> None:
+        """Take the blank image away again (the camera did not start)."""
+        layer = self._get(IMAGE)
+        if layer is not None and self._blank:
+            self.viewer.layers.remove(layer)
+        self._blank = False
+
     def show(self, frame: np.ndarray, result: FrameResult, tracks: np.ndarray | None = None,
              stabilized: bool = False) -> None:
         """Draw ``frame`` with ``result``'s overlays; ``tracks`` are ``[id, t, y, x]`` rows."""

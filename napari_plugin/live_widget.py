@@ -23,10 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 # QOpenGLWidget: QtWidgets in Qt 5, QtOpenGLWidgets in Qt 6; qtpy (>= 2.0, the first with Qt 6)
 # offers it from QtWidgets in both, while qtpy.QtOpenGLWidgets raises on Qt 5
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QOpenGLWidget, QWidget
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QOpenGLWidget,
+    QWidget,
+)
 
-from tfll_live.acquisition.recorder import analysis_dir_for
+from tfll_live.acquisition.recorder import (
+    analysis_dir_for,
+    free_path,
+    remove_recording,
+    with_format_suffix,
+)
 from tfll_live.acquisition.shared_core import (
     REPLAY_LABEL,
     SYNTHETIC_LABEL,
@@ -34,16 +46,16 @@ from tfll_live.acquisition.shared_core import (
     micromanager_camera,
     shared_core,
 )
-from tfll_live.acquisition.status import counts_text, eye_word, lost_text
+from tfll_live.acquisition.status import counts_text, eye_word, lost_text, rate_text
+from tfll_live.analyze import recorded_pixel_size
 from tfll_live.report import write_report
 from tfll_live.synth import SynthConfig
-from tfll_live.thickness import checked_calibration
 from tfll_live.tracking import FrameResult, TrackerConfig
 from tfll_live.visit import default_study_folder, visit_folder
 
 from .feed import LoopFeed
 from .layer_data import TrackHistory
-from .live_controls import FORMATS, MICRO_MANAGER, REPLAY, SYNTHETIC, LiveControls
+from .live_controls import MICRO_MANAGER, REPLAY, SYNTHETIC, LiveControls
 from .live_layers import LiveLayers
 from .spread_panel import SpreadPanel
 
@@ -69,6 +81,7 @@ STATUS_PERIOD_S = 0.5
 # (140 features x 120 vertices: about 8 ms a paint); 60, spread evenly over the interval,
 # still draw the spread's curve
 TRACK_VERTICES = 60
+LIVE_DOCK_SHARE = 0.6  # of the dock column's height, the rest for the spread dock
 
 
 def _stop_quietly(holder: list[Any], connections: list[tuple[Any, Any]]) -> None:
@@ -100,6 +113,16 @@ def spread_text(kinetics: Any) -> str:
     return f"last spread {kinetics.spread_time_s:.2f} s"
 
 
+def _frame_shape(core: Any) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype of the frames ``core``'s camera will deliver, as the tracker gets them."""
+    import numpy as np
+
+    h, w = int(core.getImageHeight()), int(core.getImageWidth())
+    if int(core.getNumberOfComponents()) > 1:
+        return (h, w, 3), np.uint8
+    return (h, w), np.uint16 if int(core.getBytesPerPixel()) > 1 else np.uint8
+
+
 def one_line(exc: BaseException) -> str:
     """Make a one-line message of an exception (first line, without a traceback)."""
     text = str(exc).strip().splitlines()
@@ -129,6 +152,7 @@ class LiveWidget(LiveControls):
         self.panel = SpreadPanel()
         self.recording_path: Path | None = None
         self.camera: PythonCamera | None = None  # the project's camera while it is plugged in
+        self.source_pixel_size_um: float | None = None  # the camera's or the replayed file's
         self.last_shown: FrameResult | None = None
         self.shown_at: list[tuple[int, float, float]] = []  # (frame, arrival, shown), benchmark
         self.tick_times: list[float] = []  # perf_counter of each display tick, benchmark
@@ -164,7 +188,6 @@ class LiveWidget(LiveControls):
     def _connect(self) -> None:
         self.camera_combo.currentIndexChanged.connect(self._update_enabled)
         self.browse_button.clicked.connect(self._browse_source)
-        self.folder_button.clicked.connect(self._browse_folder)
         self.live_button.clicked.connect(self._live_clicked)
         self.record_button.clicked.connect(self._record_clicked)
         self.report_button.clicked.connect(self._report_clicked)
@@ -172,12 +195,24 @@ class LiveWidget(LiveControls):
         self.flow_combo.currentIndexChanged.connect(self._tracker_changed)
         self.stabilized_check.toggled.connect(self._view_changed)
         self.calibration_edit.editingFinished.connect(self._tracker_changed)
-        self.calibration_button.clicked.connect(self._browse_calibration)
+        # after FileEdit's own slot, which has set the chosen file by then
+        self.tracker_form.calibration.choose_btn.changed.connect(self._tracker_changed)
 
     def _dock_panel(self) -> None:
         window = getattr(self.viewer, "window", None)
-        if window is not None and hasattr(window, "add_dock_widget"):
-            window.add_dock_widget(self.panel, name="TFLL Spread", area="right")
+        if window is None or not hasattr(window, "add_dock_widget"):
+            return
+        panel_dock = window.add_dock_widget(self.panel, name="TFLL Spread", area="right")
+        mine = self.parentWidget()
+        while mine is not None and not isinstance(mine, QDockWidget):
+            mine = mine.parentWidget()
+        main = self.window()
+        if mine is not None and isinstance(main, QMainWindow):
+            # the controls get the larger share of the column (the plot needs less height)
+            h = max(main.height(), 400)
+            main.resizeDocks([mine, panel_dock], [int(LIVE_DOCK_SHARE * h),
+                                                  int((1 - LIVE_DOCK_SHARE) * h)],
+                             Qt.Orientation.Vertical)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -197,9 +232,7 @@ class LiveWidget(LiveControls):
     def tracker_config(self) -> TrackerConfig:
         """Return the tracker settings chosen in the widget."""
         base = self.loop.tracker_config if self.loop is not None else TrackerConfig()
-        return replace(base, enhancement=self.enhancement_combo.currentData(),
-                       flow=self.flow_combo.currentData(),
-                       thickness_calibration=checked_calibration(self.calibration_edit.text()))
+        return self.tracker_form.config(base)
 
     # -- live ------------------------------------------------------------------------------------
     def _make_core(self) -> Any:
@@ -224,6 +257,8 @@ class LiveWidget(LiveControls):
             if not Path(path).exists():
                 raise FileNotFoundError(f"{path}: no such file")
             camera = ReplayCamera(path, loop=self.loop_check.isChecked())
+            with contextlib.suppress(Exception):  # a bad size in a file: px only
+                self.source_pixel_size_um = recorded_pixel_size(camera.source.metadata, path)
             plugged = PythonCamera(self.mmcore, REPLAY_LABEL, camera)
         self.camera = self._loop_holder[1] = plugged
         if not plugged.shared:
@@ -233,6 +268,11 @@ class LiveWidget(LiveControls):
                 error=False,
             )
         return plugged.core
+
+    def pixel_size_um(self) -> float | None:
+        """µm per pixel for the dock's µm values: as entered, else the camera's or the file's."""
+        entered = self.recording_form.options.pixel_size_um
+        return entered if entered > 0 else self.source_pixel_size_um
 
     def _unplug(self) -> None:
         """Take the project's camera out of the core again (the user's camera is current)."""
@@ -247,11 +287,23 @@ class LiveWidget(LiveControls):
         if self.is_live:
             return True
         self.show_message("")
+        self.source_pixel_size_um = None
+        placeholder = False
         try:
-            loop = CaptureLoop(self._make_core(), tracker_config=self.tracker_config())
+            core = self._make_core()
+            if self.source_pixel_size_um is None:  # Micro-Manager's pixel-size configuration
+                with contextlib.suppress(Exception):
+                    self.source_pixel_size_um = float(core.getPixelSizeUm()) or None
+            loop = CaptureLoop(core, tracker_config=self.tracker_config())
+            # the camera's layer now (blank until the first frame): napari's welcome screen
+            # goes as streaming starts and the view does not jump at the first frame; made
+            # before the camera runs, so its cost does not hold up the tracker's first frames
+            placeholder = self.layers.placeholder(*_frame_shape(core))
             self.feed.connect(loop)
             loop.start()
         except Exception as exc:  # any failure becomes a message; the widget lives on
+            if placeholder:
+                self.layers.remove_placeholder()
             self.feed.disconnect()
             self._unplug()
             self.show_message(f"Cannot start: {one_line(exc)}")
@@ -260,6 +312,8 @@ class LiveWidget(LiveControls):
         self.loop = loop
         self._loop_holder[0] = loop
         self.history.clear()
+        self.panel.set_pixel_size(self.pixel_size_um())
+        self.panel.set_thickness_calibrated(bool(loop.tracker_config.thickness_calibration))
         self.panel.clear()
         self.last_shown, self._last_spread = None, None
         self._arrivals.clear()
@@ -307,22 +361,39 @@ class LiveWidget(LiveControls):
 
     # -- recording -------------------------------------------------------------------------------
     def start_recording(self) -> Path | None:
-        """Record from now on into the chosen folder and format; the recording's path."""
+        """Record from now on into the chosen folder and format; the recording's path.
+
+        A recording of that name already there is replaced only when the user says so
+        (``confirm_replace``); otherwise nothing is recorded and it stays as it was.
+        """
         if not self.is_live or self.loop is None:
             self.show_message("Start live first, then record.")
             return None
-        study = Path(self.folder_edit.text().strip() or ".").expanduser()
-        fmt = FORMATS[self.format_combo.currentText()]
+        options = self.recording_form.options
+        study = options.folder
         try:
             if study == default_study_folder():
                 study.mkdir(parents=True, exist_ok=True)  # made on first use, not at startup
             if not study.is_dir():
                 raise FileNotFoundError(f"{study}: no such folder")
-            visit = self.visit_form.start_recording()
+            # the visit's start time (now, at its first recording) names its folder; the form
+            # keeps it only once the recording goes ahead
+            visit = self.visit_form.visit.started()
             folder = visit_folder(study, visit)
+            stem = options.name or time.strftime("tfll-%Y%m%d-%H%M%S")
+            taken = with_format_suffix(folder / stem, options.fmt)
+            if free_path(taken, options.fmt) != taken:  # it or its analysis folder exists
+                if not self.confirm_replace(taken):
+                    self.show_message(f"Not recorded: {taken.name} exists (kept as it was)")
+                    self._update_enabled()
+                    return None
+                remove_recording(taken)
+            self.visit_form.visit = visit
             folder.mkdir(exist_ok=True)
-            stem = time.strftime("tfll-%Y%m%d-%H%M%S")
-            path = self.loop.start_recording(folder / stem, fmt=fmt, visit=visit)  # type: ignore[arg-type]
+            path = self.loop.start_recording(
+                taken, fmt=options.fmt, visit=visit,  # type: ignore[arg-type]
+                pixel_size_um=options.pixel_size_um or None,
+            )
         except Exception as exc:
             self.show_message(f"Cannot record: {one_line(exc)}")
             self._update_enabled()
@@ -333,6 +404,17 @@ class LiveWidget(LiveControls):
         self.show_message(f"Recording to {path}", error=False)
         self._update_enabled()
         return path
+
+    def confirm_replace(self, path: Path) -> bool:
+        """Ask whether to replace the recording at ``path`` (and its analysis); No is default."""
+        answer = QMessageBox.question(
+            self, "Replace recording?",
+            f"{path.name} already exists in {path.parent}.\n\nReplace it and its analysis? "
+            "The recording there is deleted.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def stop_recording(self) -> Path | None:
         """Finalise the recording; its path."""
@@ -382,6 +464,7 @@ class LiveWidget(LiveControls):
                 self.show_message(f"Tracker: {one_line(exc)}")
             self.history.clear()
             self.panel.clear()
+            self.panel.set_thickness_calibrated(bool(self.loop.tracker_config.thickness_calibration))
 
     def _view_changed(self) -> None:
         latest = self.loop.latest() if self.loop is not None else None
@@ -398,18 +481,6 @@ class LiveWidget(LiveControls):
                                                   "Micro-Manager config (*.cfg);;All files (*)")
         if name:
             self.path_edit.setText(name)
-
-    def _browse_calibration(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Thickness calibration", "", "Calibrations (*.json);;All files (*)")
-        if name:
-            self.calibration_edit.setText(name)
-            self._tracker_changed()
-
-    def _browse_folder(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Recording folder", self.folder_edit.text())
-        if name:
-            self.folder_edit.setText(name)
 
     # -- display (Qt main thread, timer driven) --------------------------------------------------
     def _tick(self) -> None:
@@ -513,6 +584,11 @@ class LiveWidget(LiveControls):
             self._update_enabled()
 
     def _status(self, stats: Any = None) -> None:
+        """Three status lines of fixed height (counts; eye and fit; thickness, spread, state).
+
+        The live fit's tau is given only once the data support it (``SpreadFit.supported``),
+        with its standard error; the rate line says when the camera cannot keep up.
+        """
         self._status_at = time.perf_counter()
         if stats is None:
             if self.loop is None:
@@ -520,25 +596,30 @@ class LiveWidget(LiveControls):
             stats = self.loop.stats
         r = self.last_shown
         recording = self.is_recording or self.recording_path is not None
-        parts = [counts_text(stats, recording), f"{stats.fps:.0f} tracked/s"]
+        counts = f"{counts_text(stats, recording)} · {stats.fps:.0f} tracked/s"
+        eye: list[str] = []
+        more: list[str] = []
         if r is not None:
-            parts.append(eye_word(r.state.value).upper())
+            eye.append(eye_word(r.state.value).upper())
             if r.state.value == "open":
-                parts.append(f"interval {r.interval}")
-            if r.fit is not None and r.fit.b > 0:
-                parts.append(f"tau {r.fit.tau_s:.2f} s")
+                eye.append(f"interval {r.interval}")
+            if r.fit is not None and r.fit.supported:
+                eye.append(f"tau {r.fit.tau_s:.2f} ± {r.fit.tau_se_s:.2f} s")
+            elif r.state.value == "open":
+                eye.append("tau: gathering data")
             if r.lipid_thickness_nm is not None:
                 loop = self.loop
                 calibrated = loop is not None and loop.tracker_config.thickness_calibration
-                parts.append(f"lipid {r.lipid_thickness_nm:.0f} nm"
-                             + ("" if calibrated else " (uncalibrated)"))
+                more.append(f"lipid {r.lipid_thickness_nm:.0f} nm"
+                            + ("" if calibrated else " (uncalibrated)"))
         if self._last_spread is not None:
-            parts.append(self._last_spread)
+            more.append(self._last_spread)
         if self.is_recording:
-            parts.append("REC")
+            more.append("REC")
         if not self.is_live:
-            parts.append("stopped")
-        self.status_label.setText(" · ".join(parts))
+            more.append("stopped")
+        self.status_label.setText("\n".join([counts, " · ".join(eye), " · ".join(more)]))
+        self.rate_label.setText(rate_text(stats) or "")
 
     def _show_mm_camera(self) -> None:
         """Say which camera the shared core has (it may change in napari-micromanager)."""

@@ -47,6 +47,7 @@ from .layer_data import displacement_colors, lid_path
 LayerData = tuple[Any, dict[str, Any], str]
 _STREAM_SUFFIXES = (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif")
 TRACK_TAIL_FRAMES = 45
+TIME_AXIS_LABELS = ("time (s)", "y (px)", "x (px)")
 STATE_LABELS = {"blink": "BLINK", "no_eye": "NO EYE IN VIEW", UNTRACKED: "not tracked"}
 
 
@@ -309,4 +310,25 @@ def read_tfll(path: str | list[str]) -> list[LayerData]:
     if d is not None:
         with contextlib.suppress(StreamError):  # a broken frames.csv: show the image alone
             layers += analysis_layers(d, name)
-    return layers
+    fps = results.get("fps")
+    if not _positive(fps) and layers and layers[0][2] == "image":
+        fps = layers[0][1]["metadata"].get("fps")
+    return on_time_axis(layers, float(fps)) if _positive(fps) else layers
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def on_time_axis(layers: list[LayerData], fps: float) -> list[LayerData]:
+    """Every layer's first axis in seconds: scale ``1/fps`` along time, labelled "time (s)".
+
+    A clinician reads a recording in seconds since its start (when a blink came, how long the
+    layer spread); napari's slider then moves through the frames with the viewer's time in
+    seconds (``viewer.dims.point``), and the axis is named instead of napari's "-3".
+    """
+    out = []
+    for data, kwargs, kind in layers:
+        kwargs = {**kwargs, "scale": (1.0 / fps, 1.0, 1.0), "axis_labels": TIME_AXIS_LABELS}
+        out.append((data, kwargs, kind))
+    return out

@@ -416,7 +416,7 @@ def test_writer_output_matches_the_spec(tmp_path):
     assert spread["model"] == "a*exp(-b*t)+c"
     assert spread["tau_s"] == pytest.approx(2.0)
     assert spread["initial_velocity_px_s"] == pytest.approx(4.0)
-    assert set(spread) == {"model", "a", "b", "c", "tau_s", "amplitude_px",
+    assert set(spread) == {"model", "a", "b", "c", "tau_s", "tau_se_s", "amplitude_px",
                            "initial_velocity_px_s", "r2"}
     assert doc["intervals"][1]["spread"] is None
     assert doc["tracker"] == {"flow": "lucas-kanade"}

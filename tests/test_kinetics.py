@@ -169,3 +169,52 @@ def test_a_layer_held_at_rest_at_the_end_was_not_creeping():
     assert analyze_spread(t, y, held_s=0.5).model == DRIFT_MODEL  # a short pause is no rest
     k = analyze_spread(t, y, held_s=3.5)
     assert k is not None and k.model == PAPER_MODEL
+
+
+def test_tau_standard_error_shrinks_with_data_and_covers_the_true_tau():
+    """The SE of a live fit's tau: smaller with more samples, and honest on white noise."""
+    from tfll_live.kinetics import fit_supported, tau_standard_error
+
+    def fit_se(rng, n, tau=0.4, noise=1.0):
+        t = np.arange(n) / FPS
+        y = -30.0 * (1 - np.exp(-t / tau)) + rng.normal(0, noise, n)
+        a, b, c, _ = fit_exponential(t, y)
+        return 1.0 / b, tau_standard_error(t, y, a, b, c)
+
+    rng = np.random.default_rng(11)
+    short = [fit_se(rng, 25)[1] for _ in range(20)]
+    long = [fit_se(rng, 200)[1] for _ in range(20)]
+    assert np.median(long) < 0.5 * np.median(short)  # ~ 1/sqrt(n) and a longer lever arm
+    covered, n, taus, ses = 0, 60, [], []
+    for seed in range(n):
+        tau_hat, se = fit_se(np.random.default_rng(1000 + seed), 120)
+        assert np.isfinite(se) and se > 0
+        covered += abs(tau_hat - 0.4) <= 3 * se
+        taus.append(tau_hat)
+        ses.append(se)
+    assert covered >= 0.93 * n  # 3 SE covers 99.7% of a normal estimate: allow a few misses
+    # the SE is the estimate's actual scatter over noise draws, neither inflated nor shrunk
+    assert np.median(ses) == pytest.approx(np.std(taus), rel=0.2)
+    # a noiseless curve is known exactly; a flat line leaves tau undetermined
+    t = np.arange(100) / FPS
+    assert tau_standard_error(t, 5 * np.exp(-t), 5.0, 1.0, 0.0) == pytest.approx(0.0, abs=1e-9)
+    assert tau_standard_error(t, np.zeros(100), 0.0, 1.0, 0.0) == np.inf
+    # shown only when supported: enough samples and a tau within 25 % (1 SE)
+    assert fit_supported(30, 1.0, 0.1) and not fit_supported(30, 1.0, 0.5)
+    assert not fit_supported(10, 1.0, 0.01) and not fit_supported(30, 1.0, np.inf)
+
+
+def test_the_live_spread_fit_carries_its_standard_error():
+    from tfll_live.tracking.spread import fit_spread
+
+    rng = np.random.default_rng(3)
+    t = np.arange(8) / FPS  # a few frames of a slow spread: tau cannot be pinned down yet
+    y = -30.0 * (1 - np.exp(-t / 1.5)) + rng.normal(0, 1.0, t.size)
+    early = fit_spread(t, y)
+    assert early is None or not early.supported
+    t = np.arange(180) / FPS
+    y = -30.0 * (1 - np.exp(-t / 1.5)) + rng.normal(0, 1.0, t.size)
+    fit = fit_spread(t, y)
+    assert fit is not None and fit.supported
+    assert 0 < fit.tau_se_s < 0.25 * fit.tau_s and abs(fit.tau_s - 1.5) < 3 * fit.tau_se_s
+    assert fit.to_json()["tau_se_s"] == fit.tau_se_s

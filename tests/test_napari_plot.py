@@ -85,8 +85,16 @@ def test_plot_draws_the_data_and_the_fit_curve(qtbot):
 
 def test_fit_text_and_ticks():
     assert "not yet" in fit_text(None)
-    text = fit_text(SpreadFit(a=220.9, b=0.511, c=-186.9, r2=0.98, n_points=400, final=True))
-    assert "tau 1.96 s" in text and "amplitude 220.9 px" in text and "0.980" in text
+    # the numbers only once the data support them (tau known to 25%), with tau's SE
+    loose = SpreadFit(a=220.9, b=0.511, c=-186.9, r2=0.98, n_points=400, tau_se_s=0.9)
+    assert "gathering data" in fit_text(loose) and "1.96" not in fit_text(loose)
+    fit = SpreadFit(a=220.9, b=0.511, c=-186.9, r2=0.98, n_points=400, final=True,
+                    tau_se_s=0.08)
+    text = fit_text(fit)
+    assert "tau 1.96 ± 0.08 s" in text and "upward travel 220.9 px" in text and "0.980" in text
+    assert "µm" not in text  # no pixel size: px only
+    text = fit_text(fit, pixel_size_um=2.0)
+    assert "220.9 px (441.80 µm)" in text and f"({2 * fit.initial_velocity_px_s:.2f} µm/s)" in text
     assert nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert nice_ticks(-23.0, 4.0)[0] >= -23.0
 
@@ -103,3 +111,24 @@ def test_past_intervals_table_shows_spread_time_and_thickness():
     assert row["model"] in ("paper", "drift")
     median = interval.thickness["median_nm"]
     assert float(row["thickness_median_nm"]) == pytest.approx(median, abs=0.1)
+
+
+def test_plot_shows_the_upward_travel_as_positive_and_up(qtbot):
+    """The layer rising (lipid_dy_px falling, the spec's sign) is drawn going up the plot."""
+    panel = SpreadPanel()
+    qtbot.addWidget(panel)
+    panel.resize(400, 500)
+    t = np.linspace(0, 3, 60)
+    dy = -30.0 * (1 - np.exp(-t / 0.8))  # y down: rising is negative
+    panel.plot.set_data(t, dy, None, "interval 1")
+    assert panel.plot.y_label == "upward travel (px)"
+    up, unit = panel.plot.upward(dy)
+    assert unit == "px" and up[-1] > 25 and np.all(np.diff(up) >= 0)
+    rgb = qimage_rgb(panel.plot).astype(int)
+    rows, cols = np.nonzero(np.abs(rgb - [0, 217, 255]).sum(-1) < 60)
+    left, right = rows[cols < np.percentile(cols, 15)], rows[cols > np.percentile(cols, 85)]
+    assert right.mean() < left.mean() - 50  # the later points are higher on screen
+    panel.set_pixel_size(0.5)
+    assert panel.plot.y_label == "upward travel (µm)"
+    np.testing.assert_allclose(panel.plot.upward(dy)[0], -0.5 * dy)
+    np.testing.assert_allclose(panel.plot.dy_px, dy)  # the data keep the spec's sign

@@ -13,7 +13,7 @@ from napari_plugin.reader import get_reader, read_tfll
 from tfll_live.acquisition import CaptureLoop, make_core
 from tfll_live.acquisition.recorder import analysis_dir_for
 from tfll_live.analyze import analyze
-from tfll_live.io import read_frames_csv
+from tfll_live.io import read_frames_csv, read_results
 from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
 
 N = 90
@@ -80,7 +80,12 @@ def test_napari_opens_the_folder_and_time_scrolls_the_overlays(analysed, make_na
     names = [layer.name for layer in viewer.layers]
     assert names[0] == "session" and "session pupil & lid" in names
     assert viewer.dims.nsteps[0] == N
+    # the time axis in seconds, named: not frame numbers on an axis called "-3"
+    fps = read_results(out)["fps"]
+    assert viewer.dims.axis_labels[0] == "time (s)"
+    assert all(layer.scale[0] == pytest.approx(1 / fps) for layer in viewer.layers)
     viewer.dims.set_current_step(0, 40)
+    assert viewer.dims.point[0] == pytest.approx(40 / fps)  # where the slider is, in seconds
     cols = read_frames_csv(out)
     pupil = viewer.layers["session pupil centre"]
     # the points drawn at the current time: only frame 40's pupil centre

@@ -279,6 +279,8 @@ def test_a_calibration_chosen_in_the_dock_is_used_and_recorded(widget, qtbot, tm
     w.calibration_edit.setText(str(path))
     assert w.start_live(), w.message_label.text()
     assert w.loop.tracker_config.thickness_calibration == str(path.resolve())
+    table = w.panel.table  # thickness no longer "uncalibrated"
+    assert "nm" in [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
     w.folder_edit.setText(str(tmp_path))
     rec = w.start_recording()
     assert rec is not None, w.message_label.text()
@@ -355,3 +357,32 @@ def test_a_visit_entered_in_the_dock_is_recorded_and_remembered(widget, qtbot, t
     assert w.start_live(), w.message_label.text()
     third = record()
     assert visit_of(third) is None and third.parent != first.parent
+
+
+def test_the_docks_forms_are_magicgui_forms_bound_to_their_dataclasses(widget, qtbot, tmp_path):
+    from magicgui.widgets import Container
+
+    from napari_plugin.recording_form import RecordingOptions
+    from tfll_live.tracking import Enhancement, FlowMethod, TrackerConfig
+
+    w = widget
+    for form in (w.tracker_form, w.visit_form, w.recording_form):
+        assert isinstance(form, Container)
+    # tracker settings: the form's values are the loop's TrackerConfig
+    assert w.tracker_form.config() == TrackerConfig()
+    w.tracker_form.flow.value = FlowMethod.FARNEBACK
+    w.tracker_form.enhancement.value = Enhancement.SHARPEN
+    assert w.start_live(), w.message_label.text()
+    cfg = w.loop.tracker_config
+    assert (cfg.flow, cfg.enhancement) == (FlowMethod.FARNEBACK, Enhancement.SHARPEN)
+    # changed while live (not recording): the running loop takes it
+    w.tracker_form.flow.value = FlowMethod.LUCAS_KANADE
+    w.flow_combo.currentIndexChanged.emit(w.flow_combo.currentIndex())
+    assert w.loop.tracker_config.flow == FlowMethod.LUCAS_KANADE
+    w.stop_live()
+    # recording options: set and read back as the dataclass
+    options = RecordingOptions(tmp_path, "baseline", "ome-tiff", 1.25)
+    w.recording_form.options = options
+    assert w.recording_form.options == options
+    assert w.format_combo.currentText() == "OME-TIFF" and w.folder_edit.text() == str(tmp_path)
+    assert w.pixel_size_um() == 1.25

@@ -34,6 +34,7 @@ The chosen model's own value, ``ln(1/threshold)/b``, is given beside it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from math import comb
 
@@ -260,6 +261,58 @@ def fit_exponential(t_s: np.ndarray, y_px: np.ndarray) -> tuple[float, float, fl
         return None
     fit = _decay_fit(prepared[0], prepared[1], drift=False)
     return None if fit is None else (fit.a, fit.b, fit.c, fit.r2)
+
+
+def tau_standard_error(
+    t_s: np.ndarray, y_px: np.ndarray, a: float, b: float, c: float
+) -> float:
+    """Standard error (s) of ``tau = 1/b`` of a fitted ``a*exp(-b*t)+c``; inf when undetermined.
+
+    The live view must say how far a tau can be trusted while the curve is still short. This is
+    the least-squares covariance at the optimum, ``s^2 (J^T J)^-1`` with ``J`` the model's
+    Jacobian in (a, b, c) and ``s^2 = SSE/(n-3)``, carried to tau by ``se_tau = se_b/b^2``. It
+    assumes independent residuals; tracked displacements are smoother than that, so it is a
+    lower bound there (``SpreadKinetics.n_effective`` says by how much the evidence shrinks).
+    """
+    t = np.asarray(t_s, np.float64).ravel()
+    y = np.asarray(y_px, np.float64).ravel()
+    ok = np.isfinite(t) & np.isfinite(y)
+    t, y = t[ok], y[ok]
+    if t.size <= 3 or not (np.isfinite(b) and b > 0):
+        return float("inf")
+    e = np.exp(-b * t)
+    jac = np.column_stack([e, -a * t * e, np.ones_like(t)])
+    resid = y - (a * e + c)
+    s2 = float(resid @ resid) / (t.size - 3)
+    try:
+        cov = s2 * np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return float("inf")
+    var_b = float(cov[1, 1])
+    if not np.isfinite(var_b) or var_b < 0:
+        return float("inf")
+    return float(np.sqrt(var_b) / (b * b))
+
+
+# a live fit is shown only when the data can support it: enough samples, a convergent fit, and
+# a tau known to within this fraction (one standard error)
+MIN_SUPPORT_POINTS = 15
+MAX_RELATIVE_SE = 0.25
+
+
+def fit_supported(n_points: int, tau_s: float, tau_se_s: float) -> bool:
+    """Whether a fit's tau is worth showing: enough samples and a tau within 25% (1 SE).
+
+    Early in an interval a fit through a few frames gives any tau at all; its standard error
+    says so (it is large, or infinite when the fit is undetermined).
+    """
+    return (
+        n_points >= MIN_SUPPORT_POINTS
+        and math.isfinite(tau_s)
+        and tau_s > 0
+        and math.isfinite(tau_se_s)
+        and tau_se_s <= MAX_RELATIVE_SE * tau_s
+    )
 
 
 # -- spread time --------------------------------------------------------------------------------

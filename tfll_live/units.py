@@ -62,3 +62,21 @@ def add_physical_units(doc: dict[str, Any]) -> dict[str, Any]:
                 iv[key] = with_um(iv[key], size)
         intervals.append(iv)
     return {**doc, "intervals": intervals}
+
+
+def px_to_um(value_px: float | None, pixel_size_um: float | None) -> float | None:
+    """``value_px`` (px or px/s) in µm (or µm/s); None without a pixel size or a finite value."""
+    if value_px is None or not pixel_size_um or not math.isfinite(value_px):
+        return None
+    return value_px * pixel_size_um
+
+
+def upward_um_or_px(dy_px: Any, pixel_size_um: float | None) -> tuple[Any, str]:
+    """Vertical displacements as upward travel (positive up) in µm, else px; with the unit.
+
+    Files keep the spec's sign (y down: the layer rising is negative ``lipid_dy_px``); a plot
+    for a clinician shows the travel up the eye as positive.
+    """
+    if pixel_size_um:
+        return -dy_px * pixel_size_um, "µm"
+    return -dy_px, "px"

@@ -90,6 +90,19 @@ def free_path(path: str | Path, fmt: Format) -> Path:
     return candidate
 
 
+def remove_recording(path: Path) -> None:
+    """Delete a recording and its analysis folder, for a user who chose to replace them.
+
+    Only the GUI calls this, after asking: nothing in a session replaces a file by itself
+    (``free_path``). A link is removed, never what it points to.
+    """
+    for p in (path, analysis_dir_for(path)):
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
+
+
 class Recording:
     """One recording in progress: frames in, files out, on a writer thread.
 

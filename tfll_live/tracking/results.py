@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 import numpy as np
+
+from tfll_live.kinetics import fit_supported
 
 
 class EyeState(str, Enum):
@@ -55,6 +58,13 @@ class SpreadFit:
     n_points: int
     final: bool = False
     model: str = "a*exp(-b*t)+c"
+    tau_se_s: float = math.inf  # standard error of tau (kinetics.tau_standard_error)
+
+    @property
+    def supported(self) -> bool:
+        """Whether the data support the fit's numbers (``kinetics.fit_supported``)."""
+        return fit_supported(self.n_points, self.tau_s if self.b > 0 else math.nan,
+                             self.tau_se_s)
 
     @property
     def tau_s(self) -> float:
@@ -83,6 +93,7 @@ class SpreadFit:
             "b": self.b,
             "c": self.c,
             "tau_s": self.tau_s,
+            "tau_se_s": self.tau_se_s if math.isfinite(self.tau_se_s) else None,
             "amplitude_px": self.amplitude_px,
             "initial_velocity_px_s": self.initial_velocity_px_s,
             "r2": self.r2,

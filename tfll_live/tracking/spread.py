@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfll_live.kinetics import fit_exponential
+from tfll_live.kinetics import fit_exponential, tau_standard_error
 
 from .results import SpreadFit
 
@@ -19,7 +19,8 @@ def fit_spread(t: np.ndarray, y: np.ndarray, final: bool = False) -> SpreadFit |
     if fit is None:
         return None
     a, b, c, r2 = fit
-    return SpreadFit(a=a, b=b, c=c, r2=r2, n_points=int(np.size(t)), final=final)
+    return SpreadFit(a=a, b=b, c=c, r2=r2, n_points=int(np.size(t)), final=final,
+                     tau_se_s=tau_standard_error(t, y, a, b, c))
 
 
 class SpreadFitter:
