@@ -1,11 +1,11 @@
 """A hand-over point between the capture thread and the Qt main thread.
 
 The capture loop emits ``frame_tracked`` (and sometimes ``error``, ``frames_lost``,
-``recording_stopped``, ``stopped``) on its own threads. Touching Qt or napari there is not
-allowed and slow slots would stall tracking, so the slots connected here only append to
-deques (atomic in CPython); the GUI's display timer drains them on the main thread. Every
-FrameResult arrives, in order, even when the display skips frames, so trajectories and the
-spread plot miss nothing.
+``recording_stopped``, ``recording_limit_reached``, ``stopped``) on its own threads. Touching
+Qt or napari there is not allowed and slow slots would stall tracking, so the slots connected
+here only append to deques (atomic in CPython); the GUI's display timer drains them on the
+main thread. Every FrameResult arrives, in order, even when the display skips frames, so
+trajectories and the spread plot miss nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class LoopFeed:
     def _on_recording_stopped(self, path: Any, error: str | None) -> None:
         self._events.append(("recording_stopped", (path, error)))
 
+    def _on_limit_reached(self, path: Any, why: str) -> None:
+        self._events.append(("recording_limit_reached", (path, why)))
+
     def _on_stopped(self, stats: Any) -> None:
         self._events.append(("stopped", (stats,)))
 
@@ -61,6 +64,7 @@ class LoopFeed:
             (ev.frames_lost, self._on_frames_lost),
             (ev.recording_started, self._on_recording_started),
             (ev.recording_stopped, self._on_recording_stopped),
+            (ev.recording_limit_reached, self._on_limit_reached),
             (ev.stopped, self._on_stopped),
         ]
         for signal, slot in self._connections:

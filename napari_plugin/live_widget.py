@@ -392,7 +392,7 @@ class LiveWidget(LiveControls):
             folder.mkdir(exist_ok=True)
             path = self.loop.start_recording(
                 taken, fmt=options.fmt, visit=visit,  # type: ignore[arg-type]
-                pixel_size_um=options.pixel_size_um or None,
+                pixel_size_um=options.pixel_size_um or None, limits=options.limits,
             )
         except Exception as exc:
             self.show_message(f"Cannot record: {one_line(exc)}")
@@ -575,6 +575,11 @@ class LiveWidget(LiveControls):
             self.show_message(f"Error: {args[0]}")
         elif name == "frames_lost" and self.loop is not None:
             self.show_message(lost_text(*args, self.loop.stats.elapsed_s))
+        elif name == "recording_limit_reached":
+            path, why = args
+            self.saved_recording = path  # it stopped by itself: its report is one click away
+            self.show_message(f"Recording stopped: {why}", error=False)
+            self._update_enabled()
         elif name == "recording_stopped":
             _path, error = args
             if error:

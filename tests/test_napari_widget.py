@@ -202,6 +202,29 @@ def test_bad_inputs_show_a_message_and_leave_the_widget_usable(widget, qtbot, tm
     wait_for_points(w, qtbot)
 
 
+def test_a_time_limit_set_in_the_dock_stops_the_recording_by_itself(widget, qtbot, tmp_path):
+    """A recording left running stops at the dock's limit; live goes on, nothing is lost."""
+    widget.start_live()
+    form = widget.recording_form
+    form.folder.value = tmp_path
+    form.max_minutes.value = 0.02  # 1.2 s
+    assert form.options.limits is not None and form.options.limits.max_s == pytest.approx(1.2)
+    path = widget.start_recording()
+    assert path is not None, widget.message_label.text()
+    qtbot.waitUntil(lambda: not widget.is_recording, timeout=20_000)
+    qtbot.waitUntil(lambda: "time limit" in widget.message_label.text(), timeout=10_000)
+    assert widget.is_live  # live tracking goes on
+    assert widget.saved_recording == path and widget.report_button.isEnabled()
+    widget.stop_live()
+    with open_stream(path) as src:
+        recorded = src.n_frames
+    assert 0.8 * 1.2 * FPS <= recorded <= 1.2 * FPS + 1
+    analysis = Path(str(path.parent / path.name.split(".")[0]) + ".tfll")
+    doc = read_results(analysis)
+    assert doc["n_frames"] == recorded
+    assert doc["recording"]["limit_reached"].startswith("time limit of 0.02 min reached")
+
+
 def test_replay_plays_a_recording_to_its_end_and_the_widget_notices(widget, qtbot, tmp_path):
     from tfll_live.synth import SyntheticStream, write_stream
 
