@@ -234,6 +234,17 @@ class Study:
         return [r for r in self.recordings if r["status"] == FAILED]
 
 
+def recording_folder(study: Path, name: str) -> Path | None:
+    """A recording's folder in the study, or None when ``name`` (read from a file) cannot be one.
+
+    A name with a path separator or a NUL, or a link, must not lead anywhere outside the study.
+    """
+    if name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        return None
+    folder = study / name
+    return None if folder.is_symlink() else folder
+
+
 def is_study(folder: str | Path) -> bool:
     """Whether ``folder`` is a study folder (written by ``tfll batch``), not one analysis."""
     p = Path(folder)
@@ -261,8 +272,8 @@ def load_study(folder: str | Path) -> Study:
     intervals: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []
     for name in names:
-        out_dir = study / name
-        manifest = read_manifest(out_dir) if not out_dir.is_symlink() else None
+        out_dir = recording_folder(study, name)
+        manifest = read_manifest(out_dir) if out_dir is not None else None
         ran = last.get(name)
         status = (
             (FAILED if ran.get("status") == FAILED else COMPLETE)
@@ -271,12 +282,14 @@ def load_study(folder: str | Path) -> Study:
         )
         reason = _text(ran.get("reason")) if ran else _text((manifest or {}).get("reason"))
         res = None
-        if status == COMPLETE:
+        if status == COMPLETE and out_dir is None:
+            status, reason = FAILED, f"{name!r} is not the name of a recording folder"
+        elif status == COMPLETE and out_dir is not None:
             try:
                 res = read_results(out_dir)
             except StreamError as e:
                 status, reason = FAILED, str(e)
-        rows = interval_rows(name, out_dir, res) if res is not None else []
+        rows = interval_rows(name, out_dir, res) if res is not None and out_dir else []
         row = recording_row(name, status, reason, manifest, res, rows)
         if row["input"] is None and ran:
             row["input"] = _text(ran.get("input"))

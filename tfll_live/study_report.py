@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__
 from .io import check_output, write_text_replacing
 from .report import _CSS, Plot, _table, fmt
-from .study import COMPLETE, Study, load_study
+from .study import COMPLETE, Study, load_study, recording_folder
 
 MAX_LISTED = 5000  # recordings listed one by one; the distributions use them all
 BINS = 20
@@ -157,7 +157,8 @@ def _recordings(study: Study) -> str:
     body = []
     for r in study.recordings[:MAX_LISTED]:
         name = html.escape(str(r["recording"]))
-        if (study.folder / str(r["recording"]) / "report.html").is_file():
+        folder = recording_folder(study.folder, str(r["recording"]))
+        if folder is not None and (folder / "report.html").is_file():
             href = html.escape(f"{quote(str(r['recording']))}/report.html", quote=True)
             name = f'<a href="{href}">{name}</a>'
         cells = [name, html.escape(str(r["status"]))]
