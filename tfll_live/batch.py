@@ -280,7 +280,11 @@ def plan(
         except OSError as e:
             known.append(Outcome(name, str(path), FAILED, f"{path}: cannot read ({e.strerror})"))
             continue
-        manifest = read_manifest(out_dir) if not out_dir.is_symlink() else None
+        if out_dir.is_symlink():
+            reason = f"{out_dir}: is a symbolic link; tfll never writes through one (remove it)"
+            known.append(Outcome(name, str(path), FAILED, reason))
+            continue
+        manifest = read_manifest(out_dir)
         has_results = any((out_dir / n).exists() for n in ANALYSIS_FILES)
         same = manifest is not None and manifest.get("fingerprint") == fp
         if (

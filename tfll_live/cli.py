@@ -310,8 +310,10 @@ def run_batch(args: argparse.Namespace) -> int:
         if dashboard:
             print(f"tfll batch: Dask dashboard: {dashboard}", file=sys.stderr)
         if n_todo:
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the batch extra brings it; the run needs no bar
+                return
             # count, rate and time left; on a terminal only (logs get the lines below)
             bar = tqdm(total=n_todo, unit="rec", file=sys.stderr, disable=None, smoothing=0.1)
 
