@@ -136,6 +136,16 @@ def test_a_changed_input_is_redone_only_with_force(tmp_path):
     assert code == 1 and "with other settings" in err
 
 
+def test_a_recording_folder_that_is_a_link_is_refused_and_its_target_untouched(inputs, tmp_path):
+    study, target = tmp_path / "study", tmp_path / "elsewhere"
+    study.mkdir()
+    target.mkdir()
+    (study / "other").symlink_to(target)
+    code, _, err = _batch(inputs / "other.ome.tif", "--out", study)
+    assert code == 1 and "symbolic link" in err and "other" in err
+    assert list(target.iterdir()) == []
+
+
 def _start(*argv: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -67,6 +67,11 @@ def _num(v: object) -> float | None:
     return float(v)
 
 
+def _obj(v: object) -> dict[str, Any]:
+    """An object of a file, or an empty one for anything else (null, a crafted value)."""
+    return v if isinstance(v, dict) else {}
+
+
 def _int(v: object) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
@@ -120,14 +125,15 @@ def interval_rows(name: str, folder: Path, res: dict[str, Any]) -> list[dict[str
     visit = _visit_fields(_visit(res))
     size = _num(res.get("pixel_size_um"))
     rows = []
-    intervals = res.get("intervals") if isinstance(res.get("intervals"), list) else []
+    listed = res.get("intervals")
+    intervals: list[Any] = listed if isinstance(listed, list) else []
     for k, iv in enumerate(intervals):
         if not isinstance(iv, dict):
             continue
         start, end = _int(iv.get("start_frame")), _int(iv.get("end_frame"))
-        kin = iv.get("kinetics") if isinstance(iv.get("kinetics"), dict) else None
-        fit = kin or (iv.get("spread") if isinstance(iv.get("spread"), dict) else {})
-        thick = iv.get("thickness") if isinstance(iv.get("thickness"), dict) else {}
+        kin = _obj(iv.get("kinetics"))
+        fit = kin or _obj(iv.get("spread"))
+        thick = _obj(iv.get("thickness"))
         start_s = duration_s = None
         if start is not None and end is not None and fps > 0:
             if times is not None and 0 <= start <= end < len(times):
@@ -153,9 +159,7 @@ def interval_rows(name: str, folder: Path, res: dict[str, Any]) -> list[dict[str
                 "drift_px_s": _num(kin.get("drift_px_s")) if kin else None,
                 "spread_time_s": _num(kin.get("spread_time_s")) if kin else None,
                 "spread_censored": (
-                    kin.get("spread_censored")
-                    if kin and isinstance(kin.get("spread_censored"), bool)
-                    else None
+                    kin["spread_censored"] if isinstance(kin.get("spread_censored"), bool) else None
                 ),
                 "thickness_median_nm": _num(thick.get("median_nm")),
                 "thickness_iqr_nm": _num(thick.get("iqr_nm")),
@@ -185,11 +189,10 @@ def recording_row(
     if res is None:
         return row
     visit = _visit(res)
-    stats = res.get("blink_stats") if isinstance(res.get("blink_stats"), dict) else {}
-    ibi = stats.get("inter_blink_interval_s") if isinstance(stats, dict) else None
-    ibi = ibi if isinstance(ibi, dict) else {}
-    thick = res.get("thickness") if isinstance(res.get("thickness"), dict) else {}
-    lost = res.get("lost_frames") if isinstance(res.get("lost_frames"), dict) else {}
+    stats = _obj(res.get("blink_stats"))
+    ibi = _obj(stats.get("inter_blink_interval_s"))
+    thick = _obj(res.get("thickness"))
+    lost = _obj(res.get("lost_frames"))
     row.update(
         source=_text(res.get("source")),
         **_visit_fields(visit),
@@ -261,9 +264,10 @@ def load_study(folder: str | Path) -> Study:
     study = Path(folder)
     if not study.is_dir():
         raise StreamError(f"{study}: no such study folder")
-    last = {
-        r.get("name"): r
-        for r in ((read_run_record(study) or {}).get("recordings") or [])
+    listed = (read_run_record(study) or {}).get("recordings")
+    last: dict[str, dict[str, Any]] = {
+        r["name"]: r
+        for r in (listed if isinstance(listed, list) else [])
         if isinstance(r, dict) and isinstance(r.get("name"), str)
     }
     names = sorted(
