@@ -1,7 +1,10 @@
 """tfll batch on Dask: speed-up from 1 to 2 workers, scheduler overhead, worker memory.
 
-    python benchmarks/bench_batch.py                 # ~6-8 min on 2 cores (data made each time)
-    python benchmarks/bench_batch.py --data DIR      # keep the synthetic recordings in DIR
+    python benchmarks/bench_batch.py                 # data made each time, then ~5 min on 2 cores
+    python benchmarks/bench_batch.py --data DIR      # keep the synthetic recordings (9 GB) in DIR
+
+Making the data (rendering 1800 frames of 1024x1280 and 16x900 of 240x320) takes 6-18 min on
+2 cores, depending on what else runs; with ``--data`` it is made once.
 
 Prints:
 - 16 synthetic recordings of 20 s (240x320 RGB, 45 frames/s, OME-TIFF): wall time of
@@ -146,6 +149,7 @@ def timed_batch(inputs, study: Path, workers: int) -> dict:
         "startup_s": marks["up"] - t0,
         "analysis_wall_s": marks["last"] - marks["up"],
         "busy_s": sum(o.analysis_s or 0.0 for o in outcomes),
+        "cpu_s": sum(o.analysis_cpu_s or 0.0 for o in outcomes),
         "peak_rss_mb": max(o.worker_peak_rss_mb or 0.0 for o in outcomes),
         "n": len(outcomes),
     }
@@ -181,7 +185,9 @@ def main() -> None:
                 f"{N_SMALL} recordings of {SMALL_S:g} s ({SMALL_HW[0]}x{SMALL_HW[1]} RGB, "
                 f"{SMALL_FPS:g} frames/s), {w} worker(s): {r['total_s']:.1f} s in all "
                 f"(cluster start {r['startup_s']:.1f} s, analysis {r['analysis_wall_s']:.1f} s; "
-                f"workers busy {r['busy_s']:.1f} s; worker peak RSS {r['peak_rss_mb']:.0f} MB)"
+                f"workers busy {r['busy_s']:.1f} s, of which on a CPU {r['cpu_s']:.1f} s "
+                f"({100 * r['cpu_s'] / r['busy_s']:.0f}%); worker peak RSS "
+                f"{r['peak_rss_mb']:.0f} MB)"
             )
         one, two = runs[1], runs[2]
         speedup = one["analysis_wall_s"] / two["analysis_wall_s"]
@@ -189,6 +195,12 @@ def main() -> None:
         print(
             f"speed-up 2 vs 1 worker: {speedup:.2f}x over the analysis (target >= 1.7x), "
             f"{speedup_all:.2f}x including the cluster's start"
+        )
+        # what the machine's other processes left the workers: CPU seconds per wall second
+        cores = {w: r["cpu_s"] / r["analysis_wall_s"] for w, r in runs.items()}
+        print(
+            f"cores the workers had: {cores[1]:.2f} with 1 worker, {cores[2]:.2f} with 2 "
+            f"(speed-up at equal CPU per worker: {speedup * cores[1] * 2 / cores[2]:.2f}x)"
         )
         overhead = (one["analysis_wall_s"] - one["busy_s"]) / one["n"]
         print(

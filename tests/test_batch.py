@@ -72,6 +72,7 @@ def test_each_recording_gets_the_results_of_tfll_analyze_and_the_broken_one_fail
     failed = [line for line in printed.splitlines() if "failed:" in line]
     assert len(failed) == 1 and "broken.ome.tif" in failed[0] and "truncated" in failed[0]
     assert "3 analysed, 0 skipped (current), 1 failed" in printed
+    assert re.search(r"Dask dashboard: http://127\.0\.0\.1:\d+/status", printed)
     for rel, name in NAMES.items():
         direct = analyze(inputs / rel, out=tmp_path / name)
         assert read_results(study / name) == read_results(direct)

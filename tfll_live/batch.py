@@ -236,6 +236,7 @@ class Outcome:
     status: str  # COMPLETE (analysed now), SKIPPED (complete and current), FAILED
     reason: str | None = None
     analysis_s: float | None = None
+    analysis_cpu_s: float | None = None  # the worker's CPU time: less on a busy machine
     worker_peak_rss_mb: float | None = None
 
 
@@ -327,7 +328,7 @@ def analyse_one(job: Job, options: AnalysisOptions) -> Outcome:
     from .analyze import analyze
 
     cv2.setNumThreads(1)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     status, reason = COMPLETE, None
     try:
         check_output(job.out_dir, force=True)  # a link is refused before anything is made
@@ -361,6 +362,7 @@ def analyse_one(job: Job, options: AnalysisOptions) -> Outcome:
         status,
         reason,
         analysis_s=time.monotonic() - start,
+        analysis_cpu_s=time.process_time() - cpu,
         worker_peak_rss_mb=_peak_rss_mb(),
     )
 

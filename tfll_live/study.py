@@ -251,7 +251,11 @@ def recording_folder(study: Path, name: str) -> Path | None:
 def is_study(folder: str | Path) -> bool:
     """Whether ``folder`` is a study folder (written by ``tfll batch``), not one analysis."""
     p = Path(folder)
-    return p.is_dir() and not (p / "results.json").exists() and (p / RUN_RECORD).is_file()
+    if not p.is_dir() or (p / "results.json").exists():
+        return False
+    return (p / RUN_RECORD).is_file() or any(
+        (c / MANIFEST).is_file() for c in p.iterdir() if c.is_dir()
+    )
 
 
 def load_study(folder: str | Path) -> Study:
