@@ -25,6 +25,7 @@ from . import __version__
 if TYPE_CHECKING:
     import numpy as np
 
+    from .tracking import TrackerConfig
     from .visit import Visit
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -146,8 +147,6 @@ class ProgressLine:
 
 def add_analyze(sub: Any) -> None:
     """``tfll analyze INPUT``: the contract of spec/analysis-output.md."""
-    from .tracking import Enhancement, FlowMethod
-
     p = sub.add_parser(
         "analyze",
         parents=[COMMON],
@@ -163,15 +162,7 @@ def add_analyze(sub: Any) -> None:
         type=Path,
         help="output directory (default: <INPUT stem>.tfll/ beside INPUT)",
     )
-    p.add_argument("--fps", type=_positive(float), help="frame rate (overrides the file's)")
-    p.add_argument(
-        "--enhancement",
-        choices=[e.value for e in Enhancement],
-        help="enhancement of the interference pattern",
-    )
-    p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
-    _add_calibration_option(p)
-    _add_pixel_size_option(p, "the recording's, when INPUT is one")
+    _add_analysis_options(p)
     _add_visit_options(p)
     p.add_argument(
         "--force",
@@ -181,22 +172,44 @@ def add_analyze(sub: Any) -> None:
     p.set_defaults(run=run_analyze)
 
 
-def run_analyze(args: argparse.Namespace) -> int:
-    """Analyse one stream, with a progress line, and print a one-line summary."""
-    from .analyze import analyze
-    from .io import read_results
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    """The options of an analysis, shared by ``tfll analyze`` and ``tfll batch``."""
+    from .tracking import Enhancement, FlowMethod
+
+    p.add_argument("--fps", type=_positive(float), help="frame rate (overrides the file's)")
+    p.add_argument(
+        "--enhancement",
+        choices=[e.value for e in Enhancement],
+        help="enhancement of the interference pattern",
+    )
+    p.add_argument("--flow", choices=[f.value for f in FlowMethod], help="lipid tracking method")
+    _add_calibration_option(p)
+    _add_pixel_size_option(p, "the recording's, when INPUT is one")
+
+
+def tracker_config_from_args(args: argparse.Namespace) -> TrackerConfig:
+    """The tracker's settings the command line chose (a bad calibration file fails here)."""
     from .thickness import checked_calibration
     from .tracking import TrackerConfig
 
     settings = {k: getattr(args, k) for k in ("enhancement", "flow") if getattr(args, k)}
     settings["thickness_calibration"] = checked_calibration(args.calibration)
+    return TrackerConfig(**settings)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Analyse one stream, with a progress line, and print a one-line summary."""
+    from .analyze import analyze
+    from .io import read_results
+
+    config = tracker_config_from_args(args)
     progress = ProgressLine(Path(args.input).name)
     try:
         out_dir = analyze(
             args.input,
             out=args.out,
             fps=args.fps,
-            config=TrackerConfig(**settings),
+            config=config,
             progress=progress,
             force=args.force,
             visit=visit_from_args(args),
@@ -245,6 +258,123 @@ def summary_line(results: dict[str, Any], elapsed_s: float, out_dir: Path) -> st
         f"({n / max(elapsed_s, 1e-9):.0f} frames/s): {len(blinks)} blinks ({partial} partial), "
         f"{len(results['intervals'])} intervals{tau}{resets} -> {out_dir}"
     )
+
+
+# -- batch ----------------------------------------------------------------------------------------
+
+
+def add_batch(sub: Any) -> None:
+    """``tfll batch INPUTS... --out STUDY_DIR``: a study's recordings in parallel on Dask."""
+    p = sub.add_parser(
+        "batch",
+        parents=[COMMON],
+        help="analyse many recordings in parallel into one study",
+        description="Analyse every recording the inputs name, each exactly as tfll analyze "
+        "does, in parallel on Dask (a local cluster of worker processes, or an existing "
+        "dask.distributed scheduler), into STUDY_DIR/<recording>/, and write the study's "
+        "tables (study.csv/.parquet: one row per interval; recordings.csv/.parquet: one per "
+        "recording). A recording already analysed with the same input file, settings and tfll "
+        "version is skipped. Exit status 1 when any recording failed.",
+    )
+    p.add_argument(
+        "inputs",
+        metavar="INPUT",
+        nargs="+",
+        help="a recording (TIFF/OME-TIFF, video, OME-Zarr), a folder to search, or a glob",
+    )
+    p.add_argument(
+        "--out", metavar="STUDY_DIR", type=Path, required=True, help="the study folder"
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        metavar="N",
+        type=_positive(int),
+        help="worker processes of the local cluster (default: one per core)",
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running dask.distributed scheduler (tcp://host:8786) whose workers see the "
+        "same paths",
+    )
+    _add_analysis_options(p)
+    p.add_argument(
+        "--no-reports",
+        dest="reports",
+        action="store_false",
+        help="do not write each recording's report.html",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="redo recordings already analysed, and replace analyses that are not current",
+    )
+    p.set_defaults(run=run_batch)
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Run the study with a progress bar; name each failure in one line; say what was done."""
+    from .batch import COMPLETE, FAILED, SKIPPED, AnalysisOptions, Outcome
+    from .batch import run_batch as batch
+
+    options = AnalysisOptions(
+        fps=args.fps,
+        config=tracker_config_from_args(args),
+        pixel_size_um=args.pixel_size_um,
+        reports=args.reports,
+    )
+    bar: Any = None
+
+    def started(n_todo: int, n_skipped: int, n_refused: int, dashboard: str | None) -> None:
+        nonlocal bar
+        notes = [f"{n_skipped} already analysed and current"] if n_skipped else []
+        notes += [f"{n_refused} refused"] if n_refused else []
+        note = f" ({', '.join(notes)})" if notes else ""
+        n_total = n_todo + n_skipped + n_refused
+        print(f"tfll batch: {n_todo} of {n_total} recordings to analyse{note}", file=sys.stderr)
+        if dashboard:
+            print(f"tfll batch: Dask dashboard: {dashboard}", file=sys.stderr)
+        if n_todo:
+            try:
+                from tqdm import tqdm
+            except ImportError:  # the batch extra brings it; the run needs no bar
+                return
+            # count, rate and time left; on a terminal only (logs get the lines below)
+            bar = tqdm(total=n_todo, unit="rec", file=sys.stderr, disable=None, smoothing=0.1)
+
+    def ended(outcome: Outcome) -> None:
+        if outcome.status == FAILED:
+            where = "" if outcome.input in (outcome.reason or "") else f" ({outcome.input})"
+            line = f"tfll batch: failed: {outcome.name}{where}: {outcome.reason}"
+            if bar is not None and not bar.disable:
+                bar.write(line, file=sys.stderr)
+            else:
+                print(line, file=sys.stderr)
+        if bar is not None and outcome.status != SKIPPED:
+            bar.update(1)
+
+    try:
+        result = batch(
+            args.inputs,
+            args.out,
+            options,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            force=args.force,
+            on_start=started,
+            on_outcome=ended,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    done, skipped, failed = (result.count(s) for s in (COMPLETE, SKIPPED, FAILED))
+    print(
+        f"{len(result.outcomes)} recordings: {done} analysed, {skipped} skipped (current), "
+        f"{failed} failed, in {result.wall_s:.1f} s -> {args.out} (study.csv, study.parquet, "
+        "recordings.csv, recordings.parquet)"
+    )
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 # -- synth ----------------------------------------------------------------------------------------
@@ -696,24 +826,28 @@ def add_report(sub: Any) -> None:
     p = sub.add_parser(
         "report",
         parents=[COMMON],
-        help="write an HTML session report, or compare sessions",
+        help="write an HTML session or study report, or compare sessions",
         description="Write one self-contained HTML page (plots inline, no "
         "network) from an analysis folder's results.json and frames.csv. With two or more "
         "folders (before/after a treatment): the sessions side by side, by eye, each measure "
-        "with its spread over the session's intervals.",
+        "with its spread over the session's intervals. With a study folder (tfll batch): the "
+        "distributions of spread time, tau and thickness over its recordings, per eye, and "
+        "the recordings that failed.",
     )
     p.add_argument(
         "results_dirs",
         metavar="RESULTS_DIR",
         nargs="+",
         type=Path,
-        help="folder written by tfll analyze (or a recording's analysis)",
+        help="folder written by tfll analyze (or a recording's analysis), or a study folder "
+        "written by tfll batch",
     )
     p.add_argument(
         "--out",
         metavar="FILE",
         type=Path,
-        help="output file (default: RESULTS_DIR/report.html; comparing: comparison.html here)",
+        help="output file (default: RESULTS_DIR/report.html, or STUDY_DIR/report.html; "
+        "comparing: comparison.html here)",
     )
     p.add_argument(
         "--force", action="store_true", help="replace an existing comparison file"
@@ -725,10 +859,15 @@ def run_report(args: argparse.Namespace) -> int:
     """Build the report and say where it went."""
     from .compare import write_comparison
     from .report import write_report
+    from .study import is_study
 
     start = time.monotonic()
     if len(args.results_dirs) > 1:
         path = write_comparison(args.results_dirs, args.out, force=args.force)
+    elif is_study(args.results_dirs[0]):
+        from .study_report import write_study_report
+
+        path = write_study_report(args.results_dirs[0], args.out)
     else:
         path = write_report(args.results_dirs[0], args.out)
     print(f"wrote {path} in {time.monotonic() - start:.1f} s")
@@ -739,6 +878,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 SUBCOMMANDS: list[Callable[[Any], None]] = [
     add_analyze,
+    add_batch,
     add_synth,
     add_demo,
     add_live,
