@@ -105,8 +105,9 @@ def test_bad_arguments_are_refused():
 def test_local_velocity_is_exact_on_a_parabola():
     t = np.arange(90) / FPS
     v = local_velocity(t, 3.0 - 12.5 * t + 4.0 * t**2)
-    assert np.isfinite(v[2:]).all()  # the first window is too short for a parabola
-    np.testing.assert_allclose(v[2:], -12.5 + 8.0 * t[2:], rtol=1e-7, atol=1e-7)
+    # centred windows: the first and last two are too short for a parabola
+    assert np.isfinite(v[2:-2]).all()
+    np.testing.assert_allclose(v[2:-2], -12.5 + 8.0 * t[2:-2], rtol=1e-7, atol=1e-7)
 
 
 def test_spread_time_holds_where_the_tracker_samples_a_slowing_layer_sparsely():

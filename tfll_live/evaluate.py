@@ -62,6 +62,7 @@ class Accuracy:
     n_spread_times_scored: int = 0
     false_blinks: int = 0  # reported blinks that match no true one
     blink_delays: tuple[int, ...] = ()  # frames from each found blink's start to its report
+    spread_time_rel_errors: tuple[float, ...] = ()  # each scored interval's, for pooled medians
     intervals: tuple[IntervalScore, ...] = ()
 
     @property
@@ -193,5 +194,6 @@ def score(results: list[FrameResult], summary: Summary, truth: GroundTruth) -> A
         len(spread_errs),
         false_blinks=len(est_blinks) - len(used),
         blink_delays=tuple(delays),
+        spread_time_rel_errors=tuple(spread_errs),
         intervals=tuple(scored),
     )

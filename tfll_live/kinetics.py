@@ -317,14 +317,17 @@ def fit_supported(n_points: int, tau_s: float, tau_se_s: float) -> bool:
 
 # -- spread time --------------------------------------------------------------------------------
 def _window(t: np.ndarray, fraction: float, min_half_s: float) -> tuple[np.ndarray, ...]:
-    """Each sample's smoothing window: its half-width and the slice ``lo:hi`` of samples in it.
+    """Each sample's smoothing half-width, the half-width it gets, and its samples ``lo:hi``.
 
-    ``t`` counts from the eye opening; the window at t spans ``t +- max(min_half_s, fraction*t)``.
+    ``t`` counts from the eye opening; the window at t spans ``t +- max(min_half_s, fraction*t)``,
+    centred on the sample: near an end of the series it shrinks to the samples on both sides
+    (a one-sided window tilts the parabola's slope with every sample's noise).
     """
     half = np.maximum(min_half_s, fraction * np.maximum(t, 0.0))
-    lo = np.searchsorted(t, t - half, side="left")
-    hi = np.searchsorted(t, t + half, side="right")
-    return half, lo, hi
+    centred = np.minimum(half, np.minimum(t - t[0], t[-1] - t))
+    lo = np.searchsorted(t, t - centred, side="left")
+    hi = np.searchsorted(t, t + centred, side="right")
+    return half, centred, lo, hi
 
 
 def local_velocity(
@@ -340,7 +343,8 @@ def local_velocity(
     """
     t = np.asarray(t_s, np.float64)
     y = np.asarray(y_px, np.float64)
-    half, lo, hi = _window(t, fraction, min_half_s)
+    _, centred, lo, hi = _window(t, fraction, min_half_s)
+    scale = np.maximum(centred, 1e-3)  # s; the moments' unit of time, for conditioning
     u, yc = t - t[0], y - y.mean()
 
     def window_sum(v: np.ndarray) -> np.ndarray:
@@ -350,8 +354,8 @@ def local_velocity(
     su = [window_sum(u**k) for k in range(5)]  # sum of u^k over each window
     suy = [window_sum(u**k * yc) for k in range(3)]
     # moments of s = (u_j - u_i)/half_i, by the binomial expansion about each sample
-    a = -u / half
-    inv = 1.0 / half
+    a = -u / scale
+    inv = 1.0 / scale
     m = [
         sum(comb(k, r) * su[r] * inv**r * a ** (k - r) for r in range(k + 1)) for k in range(5)
     ]
@@ -368,7 +372,7 @@ def local_velocity(
     n = (hi - lo).astype(np.float64)
     ok = (n >= 4) & (det > 1e-9 * np.maximum(n, 1.0) ** 3)
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope = num / det / half
+        slope = num / det / scale
     return np.where(ok, slope, np.nan)
 
 
@@ -380,9 +384,9 @@ def _spread_time(t: np.ndarray, y: np.ndarray, fit: DecayFit, threshold: float) 
     whose window reaches at least half its width to either side count: None when none of them
     shows the layer below the threshold after it was last above.
     """
-    half, _, _ = _window(t, SMOOTH_FRACTION, SMOOTH_MIN_S)
+    half, centred, _, _ = _window(t, SMOOTH_FRACTION, SMOOTH_MIN_S)
     speed = local_velocity(t, y)
-    both_sides = (t - t[0] >= 0.5 * half) & (t[-1] - t >= 0.5 * half) & np.isfinite(speed)
+    both_sides = (centred >= 0.5 * half) & np.isfinite(speed)
     ts = t[both_sides]
     if ts.size < 2:
         return None
