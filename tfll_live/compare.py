@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .io import check_output, write_text_replacing
-from .report import _CSS, Plot, _kinetics, _table, fmt, load_session
+from .report import _CSS, Plot, _kinetics, _table, fmt, load_session, median_iqr
 from .visit import Visit
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
@@ -114,16 +114,6 @@ def _eye_order(c: Compared) -> tuple[int, str]:
     return ({"OD": 0, "OS": 1}.get(eye or "", 2), c.visit.started_utc or "")
 
 
-def _cell(values: list[float], unit: str, digits: int) -> str:
-    if not values:
-        return "—"
-    q1, med, q3 = np.percentile(values, [25, 50, 75])
-    return (
-        f"{fmt(float(med), unit, digits)} (IQR {fmt(float(q1), '', digits)}–"
-        f"{fmt(float(q3), '', digits)}, n {len(values)})"
-    )
-
-
 def _strip(sessions: list[Compared], m: Measure) -> str:
     """Every interval's value per session (jittered dots), with the session's median."""
     allv = [v for c in sessions for v in c.values[m.name]]
@@ -156,7 +146,7 @@ def build_comparison(folders: Sequence[str | Path]) -> str:
     head = ["Measure"] + [f"{k}. {c.title}" for k, c in enumerate(sessions, start=1)]
     rows = [
         [f"{m.name} (median over intervals)"]
-        + [_cell(c.values[m.name], m.unit, m.digits) for c in sessions]
+        + [median_iqr(c.values[m.name], m.unit, m.digits) for c in sessions]
         for m in MEASURES
     ]
     rows.append(["Intervals"] + [fmt(len(c.results["intervals"])) for c in sessions])

@@ -71,6 +71,17 @@ def fmt(value: float | int | None, unit: str = "", digits: int = 2) -> str:
     return f"{text} {unit}".strip()
 
 
+def median_iqr(values: Sequence[float], unit: str, digits: int) -> str:
+    """A spread of values in one cell: median (IQR q1–q3, n count), or an em dash."""
+    if not len(values):
+        return "—"
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    return (
+        f"{fmt(float(med), unit, digits)} (IQR {fmt(float(q1), '', digits)}–"
+        f"{fmt(float(q3), '', digits)}, n {len(values)})"
+    )
+
+
 def _median(values: Iterable[float | None]) -> float | None:
     v = [x for x in values if x is not None and math.isfinite(x)]
     return statistics.median(v) if v else None

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import __version__
 from .io import check_output, write_text_replacing
-from .report import _CSS, Plot, _table, fmt
+from .report import _CSS, Plot, _table, fmt, median_iqr
 from .study import COMPLETE, Study, load_study, recording_folder
 
 MAX_LISTED = 5000  # recordings listed one by one; the distributions use them all
@@ -57,16 +57,6 @@ def _values(rows: Sequence[dict[str, Any]], column: str) -> list[float]:
     return out
 
 
-def _summary(values: list[float], unit: str, digits: int) -> str:
-    if not values:
-        return "—"
-    q1, med, q3 = np.percentile(values, [25, 50, 75])
-    return (
-        f"{fmt(float(med), unit, digits)} (IQR {fmt(float(q1), '', digits)}–"
-        f"{fmt(float(q3), '', digits)}, n {len(values)})"
-    )
-
-
 def _groups(rows: Sequence[dict[str, Any]]) -> list[tuple[str | None, str, list[dict[str, Any]]]]:
     """The complete recordings by eye: OD, OS, then those whose eye was not entered."""
     done = [r for r in rows if r["status"] == COMPLETE]
@@ -99,7 +89,7 @@ def _distributions(study: Study) -> str:
         return "<p class='muted'>No complete recording: nothing to show.</p>"
     head = ["Measure (median per recording)"] + [label for _, label, _ in groups]
     rows = [
-        [d.name] + [_summary(_values(g, d.column), d.unit, d.digits) for _, _, g in groups]
+        [d.name] + [median_iqr(_values(g, d.column), d.unit, d.digits) for _, _, g in groups]
         for d in DISTRIBUTIONS
     ]
     rows.append(["Recordings"] + [fmt(len(g)) for _, _, g in groups])
@@ -125,7 +115,7 @@ def _distributions(study: Study) -> str:
             svg = _histogram(v, edges, COLOURS[eye], d) if v else "<p class='muted'>no values</p>"
             figures.append(
                 f"<figure>{svg}<figcaption>{html.escape(label)}: "
-                f"{html.escape(_summary(v, d.unit, d.digits))}</figcaption></figure>"
+                f"{html.escape(median_iqr(v, d.unit, d.digits))}</figcaption></figure>"
             )
         parts.append(f"<div class='grid'>{''.join(figures)}</div>")
     return "\n".join(parts)
