@@ -363,8 +363,9 @@ class LiveWidget(LiveControls):
     def start_recording(self) -> Path | None:
         """Record from now on into the chosen folder and format; the recording's path.
 
-        A recording of that name already there is replaced only when the user says so
-        (``confirm_replace``); otherwise nothing is recorded and it stays as it was.
+        A recording of the name entered already there is replaced only when the user says so
+        (``confirm_replace``); otherwise nothing is recorded and it stays as it was. Without a
+        name, the recording is named by its start time, made unique (``free_path``).
         """
         if not self.is_live or self.loop is None:
             self.show_message("Start live first, then record.")
@@ -380,9 +381,11 @@ class LiveWidget(LiveControls):
             # keeps it only once the recording goes ahead
             visit = self.visit_form.visit.started()
             folder = visit_folder(study, visit)
-            stem = options.name or time.strftime("tfll-%Y%m%d-%H%M%S")
-            taken = with_format_suffix(folder / stem, options.fmt)
-            if free_path(taken, options.fmt) != taken:  # it or its analysis folder exists
+            if not options.name:  # named by its start time: two in a second take -1, -2...
+                taken = free_path(folder / time.strftime("tfll-%Y%m%d-%H%M%S"), options.fmt)
+            else:
+                taken = with_format_suffix(folder / options.name, options.fmt)
+            if options.name and free_path(taken, options.fmt) != taken:  # it or its analysis
                 if not self.confirm_replace(taken):
                     self.show_message(f"Not recorded: {taken.name} exists (kept as it was)")
                     self._update_enabled()

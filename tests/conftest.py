@@ -1,7 +1,9 @@
-"""Fixtures shared by the tests: Micro-Manager's adapters, and the ecosystem's shared core."""
+"""Fixtures shared by the tests: Micro-Manager's adapters, the ecosystem's shared core, and no
+modal dialog left waiting for a click that never comes."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,3 +30,19 @@ def fresh_global_core(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(_mmcore_plus, "_instance", None)
     yield
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_dialog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A question box in a GUI test fails the test instead of waiting forever for an answer.
+
+    Tests that drive a dialog patch ``QMessageBox.question`` themselves (after this).
+    """
+    widgets = sys.modules.get("qtpy.QtWidgets")
+    if widgets is None:  # no Qt in this test: nothing can ask
+        return
+
+    def unexpected(_parent: object, title: str, text: str, *args: object) -> None:
+        raise AssertionError(f"unexpected dialog {title!r}: {text}")
+
+    monkeypatch.setattr(widgets.QMessageBox, "question", unexpected)

@@ -362,6 +362,8 @@ def test_a_visit_entered_in_the_dock_is_recorded_and_remembered(widget, qtbot, t
         return read_results(rec.parent / (rec.name.split(".")[0] + ".tfll")).get("visit")
 
     first, second = record(), record()
+    # unnamed, they are named by their start time, unique even within one second (no question)
+    assert first != second
     # remembered: both recordings of the visit carry it, with the first one's start time,
     # and go to one folder named by the visit's date, time and eye
     assert visit_of(first) == visit_of(second)
