@@ -99,7 +99,9 @@ def _write_h264(stream: SyntheticStream, path: Path) -> None:
         video = container.add_stream("libx264", rate=Fraction(cfg.fps).limit_denominator(1001))
         video.width, video.height = cfg.width + cfg.width % 2, cfg.height + cfg.height % 2
         video.pix_fmt = "yuv420p"
-        video.options = {"crf": str(H264_CRF)}
+        # x264's macroblock-tree rate control writes a slightly different file on every run;
+        # without it the same frames always give the same file (and the same figures)
+        video.options = {"crf": str(H264_CRF), "x264-params": "no-mbtree=1"}
         for f in _rgb_frames(stream):
             if f.shape[:2] != (video.height, video.width):  # 4:2:0 needs even sizes
                 f = np.pad(
