@@ -15,13 +15,16 @@ or Farneback's dense flow, or SSD templates, as in the paper. The robust median 
 shifts is the layer's displacement at the midpoint time, once a check that the shifted
 difference still looks like the keyframe has ruled out noise (a layer at rest leaves little else
 in a difference). These samples make the interval's displacement curve, which the spread fit
-uses; the live value is the curve carried forward by half a lag.
+uses; the live value is the curve carried forward by half a lag. A layer that slows below what
+a difference shows still creeps on toward rest: past the curve's last sample the live value
+follows the spread fit through the samples, once the fit is trustworthy (``carry_along``).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -209,6 +212,7 @@ class LipidTracker:
         self._anchored = False
         self._lag_floor = 1  # raised while short lags show nothing but noise
         self._last_key: tuple[_Keyframe, np.ndarray, np.ndarray] | None = None
+        self._model: Callable[[float], float] | None = None
 
     # -- public -------------------------------------------------------------------------------
     def push(
@@ -259,6 +263,14 @@ class LipidTracker:
         if not self._curve:
             return 0.0
         return max(0.0, self._until - self._curve.t[-1])
+
+    def carry_along(self, model: Callable[[float], float] | None) -> None:
+        """Carry the live dy past the curve's last sample along ``model`` (px, of s since start).
+
+        Held instead, a creeping layer's displacement would stop short of its travel; the
+        spread fit through the measured samples says how much further it goes. None holds it.
+        """
+        self._model = model
 
     def truncate(self, before_s: float) -> None:
         """Forget what frames from ``before_s`` on showed (they were in a blink after all)."""
@@ -505,7 +517,11 @@ class LipidTracker:
         return max(span / (len(self._frames) - 1), 1e-6)
 
     def _sample(self, time_s: float, eye_xy: tuple[float, float]) -> LipidSample:
-        now = self._curve.at(time_s - self._t0)
+        t = time_s - self._t0
+        now = self._curve.at(t)
+        if self._model is not None and self._curve and t > self._curve.t[-1]:
+            last = self._curve.t[-1]
+            now[1] = self._curve.m[-1][1] + self._model(t) - self._model(last)
         if self._last_key is None or self._last_key[0] is not self._key:
             empty = np.zeros((0, 2), np.float32)
             return LipidSample(

@@ -319,6 +319,10 @@ class Tracker:
         k = self._work or 1.0
         assert recent.mask is not None
         eye = (recent.eye_xy[0] * k, recent.eye_xy[1] * k)
+        fit = self._fitter.fit
+        self._lipid.carry_along(
+            (lambda t: k * float(fit.predict(t))) if fit is not None and fit.supported else None
+        )
         sample = self._lipid.push(recent.enhanced, recent.mask, eye, recent.time_s)
         return LipidSample(
             sample.dx_px / k,
