@@ -18,7 +18,7 @@ from tfll_live.cli import main
 from tfll_live.evaluate import score, track
 from tfll_live.io import open_stream, read_results
 from tfll_live.synth import PRESETS, SyntheticStream, preset, write_stream
-from tfll_live.synth.files import truth_path_for
+from tfll_live.synth.files import truth_path_for, write_video
 from tfll_live.synth.scene import Geometry
 
 
@@ -104,8 +104,9 @@ def test_full_travel_clinic_mp4s_are_measured_over_their_whole_travel(tmp_path):
     """The clinic's own kind of file, read as `tfll analyze` reads it.
 
     The layer climbs about 40% of the frame height; over four such streams the fitted amplitude
-    meets the presets' bounds (median within 5%, none off by 15%). On single streams it is off
-    by -2% to +7% (H.264's artefacts move the layer's texture), so one stream is no measure.
+    meets the presets' bounds (median within 5%, none off by 15%). Single streams are off by
+    -2% to +7%: the post-blink bands fading as the layer slows make the chained measurement
+    run a few pixels ahead of the layer (without the bands it stays within about 1 px).
     """
     errors, tau_errors = [], []
     for seed in (7201, 7202, 7203, 7204):
@@ -144,3 +145,12 @@ def test_tfll_synth_writes_a_preset_as_h264(tmp_path, capsys):
         frames = list(source)
     assert len(frames) == 12 and frames[0].shape == (438, 668, 3)
     assert truth_path_for(out).is_file()
+
+
+def test_the_same_stream_always_encodes_to_the_same_h264_file(tmp_path):
+    """The figures measured on H.264 presets must not move from run to run."""
+    stream = SyntheticStream(preset("clinic", seed=7205, n_frames=40))
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    write_video(stream, a)
+    write_video(SyntheticStream(stream.config), b)
+    assert a.read_bytes() == b.read_bytes()
