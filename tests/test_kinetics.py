@@ -149,6 +149,23 @@ def test_a_decay_not_quite_exponential_is_not_called_a_drift():
     assert k.model == PAPER_MODEL
 
 
+def test_a_sub_pixel_bias_late_in_a_decay_is_not_called_a_drift():
+    """The tracker's few tenths of a pixel of bias in the last samples are no creep.
+
+    A plain decay whose samples run 1 px ahead by its end (growing as t^2): BIC takes the
+    extra slope, but its curve never parts from the decay's by a third of a pixel.
+    """
+    t = np.arange(int(4 * FPS)) / FPS
+    y = -30 * (1 - np.exp(-t / 1.0)) - 1.0 * (t / 4) ** 2
+    y = y + np.random.default_rng(3).normal(0, 0.03, t.size)
+    k = analyze_spread(t, y)
+    assert k is not None and k.model_decidable and k.delta_bic > 0
+    assert k.model == PAPER_MODEL
+    # a creep of 1.5 px/s on the same decay parts from it by pixels: found
+    k = analyze_spread(t, -30 * (1 - np.exp(-t / 1.0)) - 1.5 * t)
+    assert k is not None and k.model == DRIFT_MODEL
+
+
 def test_too_short_an_interval_chooses_no_model():
     """The next blink 1.5 s after the last: the layer still spreads, a drift cannot be told."""
     t = np.arange(int(1.5 * FPS)) / FPS

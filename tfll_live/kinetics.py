@@ -416,20 +416,26 @@ def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[flo
 
 
 MIN_DRIFT_TRAVEL_PX = 1.0  # a creep smaller than this over the interval is below tracking error
+MODELS_APART_PX = 0.3  # two curves never further apart than this are one to the tracker
 MIN_CHOICE_S = 2.0  # shorter intervals end while the spread is under way: no model is chosen
 AT_REST_S = 2.0  # a layer the tracker held at rest this long at the interval's end did not creep
 
 
-def _drift_is_physical(drift: DecayFit, duration: float, noise: float) -> bool:
+def _drift_is_physical(drift: DecayFit, paper: DecayFit, t: np.ndarray, noise: float) -> bool:
     """Whether the drift fit describes a creep that the decay could not mimic.
 
     The creep must be upward and travel, over the interval, further than the tracking noise and
     twice what is left of the decay at the interval's end: a slightly wrong rate trades that
-    tail for a slope, and a decay still under way (long tau) leaves a long tail.
+    tail for a slope, and a decay still under way (long tau) leaves a long tail. And the two
+    models' curves must part somewhere by more than the tracker's systematic error: closer, a
+    few tenths of a pixel of bias in the samples (BIC counts them as evidence) choose between
+    them, not the layer.
     """
+    duration = float(t[-1] - t[0])
     travel = -drift.d * duration
     tail = abs(drift.a) * float(np.exp(-drift.b * duration))
-    return travel > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise, 2.0 * tail)
+    apart = float(np.max(np.abs(np.asarray(drift.predict(t)) - np.asarray(paper.predict(t)))))
+    return travel > max(MIN_DRIFT_TRAVEL_PX, 2.0 * noise, 2.0 * tail) and apart > MODELS_APART_PX
 
 
 def analyze_spread(
@@ -463,7 +469,8 @@ def analyze_spread(
         decidable
         and held_s < AT_REST_S
         and drift is not None
-        and _drift_is_physical(drift, duration, float(np.sqrt(drift.sse / t.size)))
+        and paper is not None
+        and _drift_is_physical(drift, paper, t, float(np.sqrt(drift.sse / t.size)))
     )
     chosen = drift if physical and delta > 0 else (paper or drift)
     assert chosen is not None

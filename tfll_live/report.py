@@ -35,6 +35,7 @@ from .io import (
 )
 from .kinetics import (
     MIN_CHOICE_S,
+    MODELS_APART_PX,
     SMOOTH_FRACTION,
     SMOOTH_MIN_S,
     THRESHOLD,
@@ -1062,7 +1063,8 @@ def _method(res: dict[str, Any]) -> str:
             "Model choice",
             "BIC = n·ln(SSE/n) + k·ln(n) over the effective samples of correlated residuals; "
             "drift chosen when ΔBIC = BIC(paper) − BIC(drift) > 0 and the creep is physical "
-            "(upward, travelling further than the noise and twice the decay's remaining tail); "
+            "(upward, travelling further than the noise and twice the decay's remaining tail, "
+            f"its curve parting from the decay's by over {MODELS_APART_PX:g} px); "
             f"intervals under {MIN_CHOICE_S:g} s are too "
             'short to choose ("paper?")',
         ),
