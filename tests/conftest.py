@@ -9,6 +9,15 @@ from pathlib import Path
 
 import pytest
 from micromanager import DEMO_CFG, MM_DIR, WHY_NOT
+from tfll_cli import SMALL_CFG
+
+
+@pytest.fixture
+def small_cfg(tmp_path: Path) -> Path:
+    """A small synthetic camera's Micro-Manager configuration file (``tfll_cli.SMALL_CFG``)."""
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL_CFG)
+    return cfg
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from private_disk import can_mount_private_tmpfs
+from tfll_cli import ENV, tfll
 
 from tfll_live.io import open_stream, read_results
 from tfll_live.synth import SynthConfig, SyntheticStream, write_stream
@@ -31,34 +30,6 @@ def _mm_installed() -> bool:
 
 
 MM_INSTALLED = _mm_installed()
-
-SMALL_CFG = (
-    "#py pyDevice,Camera,tfll_live.acquisition,SyntheticCamera\n"
-    "#py Property,Camera,Width,160\n"
-    "#py Property,Camera,Height,120\n"
-    "#py Property,Camera,Seed,2\n"
-    "Property,Core,Initialize,1\n"
-    "#py Property,Camera,Exposure,5\n"
-    "#py Property,Core,Camera,Camera\n"
-)
-
-
-# a user's shell, not this test process: importing pymmcore-widgets (the GUI tests) asks
-# pymmcore-plus for Qt signals through the environment, which a headless CLI warns about
-ENV = {k: v for k, v in os.environ.items() if k != "PYMM_SIGNALS_BACKEND"}
-
-
-def tfll(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tfll_live.cli", *args], cwd=cwd, env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def small_cfg(tmp_path: Path) -> Path:
-    cfg = tmp_path / "small.cfg"
-    cfg.write_text(SMALL_CFG)
-    return cfg
-
 
 def _one_line_error(proc: subprocess.CompletedProcess, needle: str) -> None:
     assert proc.returncode == 2, proc.stderr

@@ -8,8 +8,6 @@ and say why it stopped (stderr, results.json, the recording's own metadata).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from tfll_cli import tfll
 from waiting import wait_until
 
 from tfll_live.acquisition import CaptureLoop, RecordingLimits, make_core, parse_size
@@ -25,33 +24,6 @@ from tfll_live.analyze import analyze
 from tfll_live.cli import main
 from tfll_live.io import open_stream, read_frames_csv, read_results
 from tfll_live.synth import SynthConfig, SyntheticStream
-
-# the camera of test_acquisition_cli: 160x120 RGB at 200 frames/s (seed 2)
-SMALL_CFG = (
-    "#py pyDevice,Camera,tfll_live.acquisition,SyntheticCamera\n"
-    "#py Property,Camera,Width,160\n"
-    "#py Property,Camera,Height,120\n"
-    "#py Property,Camera,Seed,2\n"
-    "Property,Core,Initialize,1\n"
-    "#py Property,Camera,Exposure,5\n"
-    "#py Property,Core,Camera,Camera\n"
-)
-ENV_DROP = "PYMM_SIGNALS_BACKEND"  # as test_acquisition_cli: a user's shell, not this process
-
-
-def tfll(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if k != ENV_DROP}
-    return subprocess.run([sys.executable, "-m", "tfll_live.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def small_cfg(tmp_path: Path) -> Path:
-    cfg = tmp_path / "small.cfg"
-    cfg.write_text(SMALL_CFG)
-    return cfg
 
 
 def _frame_sizes(path: Path, fmt: str) -> list[int]:
@@ -82,7 +54,7 @@ def test_size_limit_stops_the_recording_within_a_frame_readable_and_says_why(tmp
                                                                              fmt):
     limit = parse_size("3M")
     proc = tfll("live", "--config", str(small_cfg), "--record", "take", "--format", fmt,
-                "--max-size", "3M", "--duration", "20", cwd=tmp_path)
+                "--max-size", "3M", "--duration", "20", cwd=tmp_path, timeout=90)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     # said in one line, and the session ended there (not at --duration)
@@ -116,7 +88,7 @@ def test_size_limit_stops_the_recording_within_a_frame_readable_and_says_why(tmp
 
 def test_time_limit_stops_the_recording_after_that_time(tmp_path, small_cfg):
     proc = tfll("live", "--config", str(small_cfg), "--record", "take", "--max-minutes", "0.02",
-                "--duration", "20", cwd=tmp_path)
+                "--duration", "20", cwd=tmp_path, timeout=90)
     assert proc.returncode == 0, proc.stderr
     said = [x for x in proc.stderr.splitlines() if x.startswith("tfll: recording stopped:")]
     assert len(said) == 1 and "time limit of 0.02 min reached" in said[0], proc.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_acquisition_cli import SMALL_CFG, tfll
+from tfll_cli import SMALL_CFG, tfll
 
 from tfll_live.cli import main
 from tfll_live.io import read_results

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import zarr
-from test_acquisition_cli import SMALL_CFG, tfll
+from tfll_cli import SMALL_CFG, tfll
 
 from tfll_live.cli import main
 from tfll_live.io import read_results
