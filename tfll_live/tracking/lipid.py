@@ -331,7 +331,13 @@ class LipidTracker:
         ids = np.arange(self._next_id, self._next_id + len(points), dtype=np.int64)
         self._next_id += len(points)
         half = 0.5 * (self._frames[-1][0] - self._frames[-1 - lag][0])
-        m = self._curve.smoothed(t_mid - self._t0) + self._bend(t_mid, half)
+        t = t_mid - self._t0
+        last = self._curve.t[-1] if self._curve else t
+        if t > last:  # the line's slope is no measurement there: the curve carries on
+            m = self._curve.smoothed(last) + self._at(t) - self._at(last)
+        else:
+            m = self._curve.smoothed(t)
+        m = m + self._bend(t_mid, half)
         self._key = _Keyframe(self._frames[-1][0], t_mid, lag, image, region, m, points, ids)
 
     def _choose_lag(self) -> int:
@@ -349,8 +355,15 @@ class LipidTracker:
         )
 
     def _resting(self) -> bool:
-        """Whether the layer is nearly at rest: it would move under half a step in a while."""
+        """Whether the layer is nearly at rest: it would move under half a step in a while.
+
+        Both the last samples' slope and the spread fit (once trusted) must say so: the slope
+        dips by chance, and a layer once called resting gives no samples to raise it again.
+        """
         speed = float(np.hypot(*self._curve.velocity()))
+        if self._model is not None:
+            fitted = abs(self._model(self._until + 0.05) - self._model(self._until - 0.05)) / 0.1
+            speed = max(speed, fitted)
         return len(self._curve) >= ANCHOR_SAMPLES and speed * KEYFRAME_REST_S < 0.5 * self._step
 
     def _measure(self) -> None:
@@ -363,7 +376,7 @@ class LipidTracker:
             self._new_keyframe()
             return
         image, region, t_mid = diff
-        guess = self._curve.at(t_mid - self._t0) - key.m
+        guess = self._at(t_mid - self._t0) - key.m
         if np.hypot(*guess) < self._step:
             # small moves are within reach from where the keyframe was; starting from the
             # prediction would let features on a pattern at rest follow the prediction away
@@ -415,7 +428,7 @@ class LipidTracker:
         """A sample near the curve's prediction (the layer moves smoothly)."""
         if len(self._curve) < 3:
             return True
-        pred = self._curve.at(t_mid - self._t0)
+        pred = self._at(t_mid - self._t0)
         gate = max(1.0, GATE_FRACTION * self._height) + 0.5 * self._step
         if self._resting():
             # at rest the film's own slow changes masquerade as small moves: hold the curve
@@ -428,7 +441,7 @@ class LipidTracker:
         A slow layer keeps its keyframe longer, until it has moved measurably from it.
         """
         now = self._frames[-1][0]
-        travelled = float(np.hypot(*(self._curve.at(now - self._t0) - key.m)))
+        travelled = float(np.hypot(*(self._at(now - self._t0) - key.m)))
         # the layer slows: a longer lag would show it moving a step again
         wrong_lag = len(self._curve) >= ANCHOR_SAMPLES and not (
             0.67 * key.lag <= self._choose_lag() <= 1.5 * key.lag
@@ -510,6 +523,19 @@ class LipidTracker:
         self._anchored = True
 
     # -- output -------------------------------------------------------------------------------
+    def _at(self, t: float) -> np.ndarray:
+        """The layer's displacement at ``t`` (s since the start) by the curve.
+
+        Past the curve's last sample it follows the spread fit once that is trusted
+        (``carry_along``), not the last samples' slope: a layer at rest is not walked on by
+        keyframes placed there, a creeping one is followed.
+        """
+        now = self._curve.at(t)
+        if self._model is not None and self._curve and t > self._curve.t[-1]:
+            last = self._curve.t[-1]
+            now[1] = self._curve.m[-1][1] + self._model(t) - self._model(last)
+        return now
+
     def _frame_interval(self) -> float:
         if len(self._frames) < 2:
             return 1.0
@@ -518,10 +544,7 @@ class LipidTracker:
 
     def _sample(self, time_s: float, eye_xy: tuple[float, float]) -> LipidSample:
         t = time_s - self._t0
-        now = self._curve.at(t)
-        if self._model is not None and self._curve and t > self._curve.t[-1]:
-            last = self._curve.t[-1]
-            now[1] = self._curve.m[-1][1] + self._model(t) - self._model(last)
+        now = self._at(t)
         if self._last_key is None or self._last_key[0] is not self._key:
             empty = np.zeros((0, 2), np.float32)
             return LipidSample(
