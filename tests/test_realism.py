@@ -104,9 +104,10 @@ def test_full_travel_clinic_mp4s_are_measured_over_their_whole_travel(tmp_path):
     """The clinic's own kind of file, read as `tfll analyze` reads it.
 
     The layer climbs about 40% of the frame height; over four such streams the fitted amplitude
-    meets the presets' bounds (median within 5%, none off by 15%). Single streams are off by
-    -2% to +7%: the post-blink bands fading as the layer slows make the chained measurement
-    run a few pixels ahead of the layer (without the bands it stays within about 1 px).
+    meets the presets' bounds (median within 5%, none off by 15%; tau median within 10%).
+    Single streams are off by -2% to +5% (tau +4% to +12%): the post-blink bands fading as the
+    layer slows make the chained measurement run a few pixels ahead of the layer (without the
+    bands it stays within about 1 px).
     """
     errors, tau_errors = [], []
     for seed in (7201, 7202, 7203, 7204):
@@ -134,7 +135,7 @@ def test_full_travel_clinic_mp4s_are_measured_over_their_whole_travel(tmp_path):
         errors.append(abs(fitted["amplitude_px"] / iv["amplitude_px"] - 1))
         tau_errors.append(abs(fitted["tau_s"] / iv["tau_s"] - 1))
     assert np.median(errors) <= 0.05 and max(errors) <= 0.15, errors
-    assert np.median(tau_errors) <= 0.15, tau_errors
+    assert np.median(tau_errors) <= 0.10, tau_errors
 
 
 def test_tfll_synth_writes_a_preset_as_h264(tmp_path, capsys):
