@@ -16,8 +16,9 @@ shifts is the layer's displacement at the midpoint time, once a check that the s
 difference still looks like the keyframe has ruled out noise (a layer at rest leaves little else
 in a difference). These samples make the interval's displacement curve, which the spread fit
 uses; the live value is the curve carried forward by half a lag. A layer that slows below what
-a difference shows still creeps on toward rest: past the curve's last sample the live value
-follows the spread fit through the samples, once the fit is trustworthy (``carry_along``).
+a difference shows still creeps on toward rest: past the curve's last sample the live value,
+the next keyframe's place and the check of each new sample follow the spread fit through the
+samples, once the fit is trustworthy (``carry_along``).
 """
 
 from __future__ import annotations
@@ -265,10 +266,11 @@ class LipidTracker:
         return max(0.0, self._until - self._curve.t[-1])
 
     def carry_along(self, model: Callable[[float], float] | None) -> None:
-        """Carry the live dy past the curve's last sample along ``model`` (px, of s since start).
+        """Carry the curve past its last sample along ``model`` (px, of s since start).
 
         Held instead, a creeping layer's displacement would stop short of its travel; the
-        spread fit through the measured samples says how much further it goes. None holds it.
+        spread fit through the measured samples says how much further it goes. The live dy,
+        the next keyframe's place and the check of new samples all follow it. None holds it.
         """
         self._model = model
 
@@ -414,6 +416,19 @@ class LipidTracker:
         if self._keyframe_done(key, ok, measured or resting):
             self._new_keyframe()
 
+    def _at(self, t: float) -> np.ndarray:
+        """The layer's displacement at ``t`` (s since the start) by the curve.
+
+        Past the curve's last sample it follows the spread fit once that is trusted
+        (``carry_along``), not the last samples' slope: a layer at rest is not walked on by
+        keyframes placed there, a creeping one is followed.
+        """
+        now = self._curve.at(t)
+        if self._model is not None and self._curve and t > self._curve.t[-1]:
+            last = self._curve.t[-1]
+            now[1] = self._curve.m[-1][1] + self._model(t) - self._model(last)
+        return now
+
     def _bend(self, t_mid: float, half_s: float) -> np.ndarray:
         """How far a difference's midpoint lies off the curve at its midpoint time.
 
@@ -523,19 +538,6 @@ class LipidTracker:
         self._anchored = True
 
     # -- output -------------------------------------------------------------------------------
-    def _at(self, t: float) -> np.ndarray:
-        """The layer's displacement at ``t`` (s since the start) by the curve.
-
-        Past the curve's last sample it follows the spread fit once that is trusted
-        (``carry_along``), not the last samples' slope: a layer at rest is not walked on by
-        keyframes placed there, a creeping one is followed.
-        """
-        now = self._curve.at(t)
-        if self._model is not None and self._curve and t > self._curve.t[-1]:
-            last = self._curve.t[-1]
-            now[1] = self._curve.m[-1][1] + self._model(t) - self._model(last)
-        return now
-
     def _frame_interval(self) -> float:
         if len(self._frames) < 2:
             return 1.0
