@@ -333,13 +333,10 @@ class LipidTracker:
         ids = np.arange(self._next_id, self._next_id + len(points), dtype=np.int64)
         self._next_id += len(points)
         half = 0.5 * (self._frames[-1][0] - self._frames[-1 - lag][0])
+        # past the last sample the line's slope is no measurement: the curve carries on there
         t = t_mid - self._t0
-        last = self._curve.t[-1] if self._curve else t
-        if t > last:  # the line's slope is no measurement there: the curve carries on
-            m = self._curve.smoothed(last) + self._at(t) - self._at(last)
-        else:
-            m = self._curve.smoothed(t)
-        m = m + self._bend(t_mid, half)
+        inside = min(t, self._curve.t[-1]) if self._curve else t
+        m = self._curve.smoothed(inside) + self._at(t) - self._at(inside) + self._bend(t_mid, half)
         self._key = _Keyframe(self._frames[-1][0], t_mid, lag, image, region, m, points, ids)
 
     def _choose_lag(self) -> int:
@@ -545,8 +542,7 @@ class LipidTracker:
         return max(span / (len(self._frames) - 1), 1e-6)
 
     def _sample(self, time_s: float, eye_xy: tuple[float, float]) -> LipidSample:
-        t = time_s - self._t0
-        now = self._at(t)
+        now = self._at(time_s - self._t0)
         if self._last_key is None or self._last_key[0] is not self._key:
             empty = np.zeros((0, 2), np.float32)
             return LipidSample(
