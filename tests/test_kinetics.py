@@ -189,6 +189,18 @@ def test_a_layer_held_at_rest_at_the_end_was_not_creeping():
     assert k is not None and k.model == PAPER_MODEL
 
 
+def test_one_sample_after_a_long_rest_does_not_make_a_creep():
+    """Noise passes the tracker's checks now and then: one such sample, seconds after the
+    layer came to rest and a pixel ahead, bent the drift fit (bench_drift's seed 9101)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(3 * FPS)) / FPS
+    y = -35 * (1 - np.exp(-t / 0.7)) + rng.normal(0, 0.1, t.size)
+    late = np.r_[t, 5.2], np.r_[y, -35 * (1 - np.exp(-5.2 / 0.7)) - 1.0]
+    k = analyze_spread(*late)
+    assert k is not None and k.model == PAPER_MODEL
+    assert k.tau_s == pytest.approx(0.7, rel=0.02)
+
+
 def test_tau_standard_error_shrinks_with_data_and_covers_the_true_tau():
     """The SE of a live fit's tau: smaller with more samples, and honest on white noise."""
     from tfll_live.kinetics import fit_supported, tau_standard_error

@@ -354,19 +354,3 @@ def test_the_bend_of_a_slowing_layer_is_read_from_the_fit():
     lipid.carry_along(dy)
     assert lipid._bend(t, h)[1] == pytest.approx(exact, rel=0.03)
 
-
-def test_a_lone_sample_after_a_long_rest_waits_for_a_second_that_agrees():
-    # a layer at rest gives no samples; noise now and then passes every check once, and that
-    # one sample, seconds on, bent the fit into a creep (bench_drift's seed 9101)
-    from tfll_live.tracking.lipid import LipidTracker
-
-    lipid = LipidTracker()
-    lipid._step = 4.0
-    for t in np.arange(0.0, 2.0, 1 / 45):
-        lipid._curve.add(float(t), np.array([0.0, -20.0]), float(t))
-    lipid._until = 3.5  # held since 2 s
-    assert not lipid._add(3.25, np.array([0.0, -20.15]), 3.5)
-    assert not lipid._add(3.27, np.array([0.0, -19.7]), 3.52)  # disagrees: waits in its place
-    assert len(lipid._curve) == 90
-    assert lipid._add(3.29, np.array([0.0, -19.75]), 3.54)  # agrees with the one before
-    assert len(lipid._curve) == 92 and lipid.held_s() == pytest.approx(3.5 - 3.29)

@@ -418,7 +418,16 @@ def _effective_samples(t: np.ndarray, y: np.ndarray, fit: DecayFit) -> tuple[flo
 MIN_DRIFT_TRAVEL_PX = 1.0  # a creep smaller than this over the interval is below tracking error
 MODELS_APART_PX = 0.3  # two curves never further apart than this are one to the tracker
 MIN_CHOICE_S = 2.0  # shorter intervals end while the spread is under way: no model is chosen
-AT_REST_S = 2.0  # a layer the tracker held at rest this long at the interval's end did not creep
+AT_REST_S = 1.0  # a layer held at rest this long (at the end or between samples) did not creep
+
+
+def _longest_gap(t: np.ndarray) -> float:
+    """The longest time between samples: the tracker held the layer at rest all along it.
+
+    A steady creep gives samples throughout; one sample after a long rest, a chance pass of
+    noise, would otherwise bend the drift fit on its own.
+    """
+    return float(np.max(np.diff(t))) if t.size > 1 else 0.0
 
 
 def _drift_is_physical(drift: DecayFit, paper: DecayFit, t: np.ndarray, noise: float) -> bool:
@@ -444,7 +453,8 @@ def analyze_spread(
     """Kinetics of one interval's displacement ``y_px`` at ``t_s`` (s since eye opening).
 
     ``held_s``: how long the interval went on after the last sample with the tracker holding
-    the layer at rest; a layer at rest that long was not creeping, whatever the samples' shape.
+    the layer at rest; a layer at rest that long (or that long between two samples) was not
+    creeping, whatever the samples' shape.
     None when the interval is too short or no decay could be fitted.
     """
     if not 0.0 < threshold < 1.0:
@@ -467,7 +477,7 @@ def analyze_spread(
     decidable = duration >= MIN_CHOICE_S and paper is not None and drift is not None
     physical = (
         decidable
-        and held_s < AT_REST_S
+        and max(held_s, _longest_gap(t)) < AT_REST_S
         and drift is not None
         and paper is not None
         and _drift_is_physical(drift, paper, t, float(np.sqrt(drift.sse / t.size)))

@@ -45,7 +45,6 @@ GATE_FRACTION = 1 / 120  # a sample this far (of the height) off the curve's pre
 REST_GATE_FRACTION = 0.05  # of a step: the gate while the layer is at rest
 BEND_MAX = 0.25  # of a step: the largest correction for the curve's bend
 CARRY_S = 0.3  # the curve is carried on past its last sample for at most this long
-CONFIRM_AFTER_S = 0.5  # a sample this long after the curve's last counts once the next agrees
 SMOOTH_SAMPLES = 8  # a keyframe's place is read from a line through this many samples
 ANCHOR_SAMPLES = 8  # the curve's start is placed from this many samples
 MIN_FEATURES = 6
@@ -215,7 +214,6 @@ class LipidTracker:
         self._lag_floor = 1  # raised while short lags show nothing but noise
         self._last_key: tuple[_Keyframe, np.ndarray, np.ndarray] | None = None
         self._model: Callable[[float], float] | None = None
-        self._pending: tuple[float, np.ndarray, float] | None = None  # awaits a second (_add)
 
     # -- public -------------------------------------------------------------------------------
     def push(
@@ -279,7 +277,6 @@ class LipidTracker:
     def truncate(self, before_s: float) -> None:
         """Forget what frames from ``before_s`` on showed (they were in a blink after all)."""
         self._curve.truncate(before_s - self._t0)
-        self._pending = None
         open_ = [f[0] - self._t0 for f in self._frames if f[0] < before_s]
         self._until = min(self._until, open_[-1] if open_ else 0.0)
 
@@ -405,7 +402,8 @@ class LipidTracker:
                 elif self._plausible(t_mid, key.m + shift):
                     half = 0.5 * (self._frames[-1][0] - self._frames[-1 - key.lag][0])
                     m = key.m + shift - self._bend(t_mid, half)
-                    measured = self._add(t_mid - self._t0, m, self._frames[-1][0] - self._t0)
+                    self._curve.add(t_mid - self._t0, m, self._frames[-1][0] - self._t0)
+                    measured = True
         if measured:
             self._last_key = (key, shifts, ok)
             if not self._anchored and len(self._curve) >= ANCHOR_SAMPLES:
@@ -414,27 +412,6 @@ class LipidTracker:
         key.measured += measured
         if self._keyframe_done(key, ok, measured or resting):
             self._new_keyframe()
-
-    def _add(self, t: float, m: np.ndarray, newest: float) -> bool:
-        """Add a sample to the curve; after a long rest only once the next sample agrees.
-
-        A layer at rest gives no samples, and now and then noise passes every check once: one
-        such sample, seconds after the last, would read as a creep on the layer.
-        """
-        first, self._pending = self._pending, None
-        if self.held_s() <= CONFIRM_AFTER_S:
-            self._curve.add(t, m, newest)
-            return True
-        if first is None:
-            self._pending = (t, m, newest)
-            return False
-        off = m - first[1] - (self._at(t) - self._at(first[0]))  # beyond the curve's own move
-        if float(np.hypot(*off)) > REST_GATE_FRACTION * self._step:
-            self._pending = (t, m, newest)
-            return False
-        self._curve.add(*first)
-        self._curve.add(t, m, newest)
-        return True
 
     def _at(self, t: float) -> np.ndarray:
         """The layer's displacement at ``t`` (s since the start) by the curve.
