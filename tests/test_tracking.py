@@ -48,7 +48,7 @@ def test_eye_motion_within_half_a_pixel(tracked):
 
 
 def test_lipid_displacement_and_tau_match_truth(tracked):
-    # measured on these streams: lipid 0.3-0.8 px, tau 0.2-4.7%; the texture tracker before
+    # measured on these streams: lipid 0.3-0.8 px, tau 0.2-6.4%; the texture tracker before
     # issue 9 did 0.1-0.4 px and 0.3-1.2% here, but followed a fraction of the travel on
     # footage like the clinic's (test_realism.py)
     acc = tracked[3]
