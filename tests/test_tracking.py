@@ -339,7 +339,8 @@ def test_a_keyframe_after_the_last_sample_is_carried_as_the_curve_is():
 def test_the_bend_of_a_slowing_layer_is_read_from_the_fit():
     # a difference shows the mean of the layer's two places, off the curve by its bend; a
     # parabola through the last samples has the bend of their middle, a quarter more than the
-    # newest on this layer (the curve then sagged 0.1-0.3 px in a keyframe's life); the fit's
+    # newest on this layer (the curve then sagged 0.1-0.3 px in a keyframe's life); the
+    # spread fit's bend is the newest's
     from tfll_live.tracking.lipid import LipidTracker
 
     def dy(t):
@@ -353,4 +354,3 @@ def test_the_bend_of_a_slowing_layer_is_read_from_the_fit():
     exact = 0.5 * (dy(t - h) + dy(t + h)) - dy(t)
     lipid.carry_along(dy)
     assert lipid._bend(t, h)[1] == pytest.approx(exact, rel=0.03)
-
