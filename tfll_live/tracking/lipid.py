@@ -18,7 +18,8 @@ in a difference). These samples make the interval's displacement curve, which th
 uses; the live value is the curve carried forward by half a lag. A layer that slows below what
 a difference shows still creeps on toward rest: past the curve's last sample the live value,
 the next keyframe's place and the check of each new sample follow the spread fit through the
-samples, once the fit is trustworthy (``carry_along``).
+samples, once the fit is trustworthy (``carry_along``); so does the bend that puts a
+difference's midpoint off the curve.
 """
 
 from __future__ import annotations
@@ -270,7 +271,8 @@ class LipidTracker:
 
         Held instead, a creeping layer's displacement would stop short of its travel; the
         spread fit through the measured samples says how much further it goes. The live dy,
-        the next keyframe's place and the check of new samples all follow it. None holds it.
+        the next keyframe's place and the check of new samples all follow it, and a
+        difference's bend is read from it. None holds it.
         """
         self._model = model
 
