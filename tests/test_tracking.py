@@ -107,6 +107,30 @@ def test_fit_recovers_the_papers_example():
     assert fit.c == pytest.approx(-186.9, abs=2)
     assert fit.r2 > 0.99
     assert fit.tau_s == pytest.approx(1 / 0.511, rel=0.02)
+    # the output format's example: the layer travels |c - y(0)| = 186.9 px from the interval's
+    # first frame; a = 220.9 carries the exponential back over the third of a second before
+    # it started to move
+    assert fit.amplitude_px == pytest.approx(186.9, abs=2)
+    assert fit.initial_velocity_px_s == pytest.approx(112.9, rel=0.03)
+
+
+def test_a_layer_that_starts_late_travels_its_own_amplitude():
+    """Amplitude is the travel from the interval's first frame (0) to rest, however late it set off.
+
+    The lid can leave the view a frame or two before the layer sets off (the tracker's samples
+    start only once it moves): ``|a|`` would add the exponential's run over those frames.
+    """
+    from tfll_live.kinetics import analyze_spread
+
+    onset, tau, travel = 0.05, 0.5, 24.0
+    t = np.arange(onset + 1 / 60, 3.0, 1 / 60)
+    y = -travel * (1 - np.exp(-(t - onset) / tau))
+    fit = fit_spread(t, y)
+    kinetics = analyze_spread(t, y)
+    assert fit is not None and kinetics is not None
+    assert abs(fit.a) == pytest.approx(travel * np.exp(onset / tau), rel=0.01)  # 10% more
+    assert fit.amplitude_px == pytest.approx(travel, rel=0.01)
+    assert kinetics.amplitude_px == pytest.approx(travel, rel=0.01)
 
 
 def test_fitter_updates_live_and_refuses_short_intervals():

@@ -27,7 +27,7 @@ class IntervalScore:
     end_frame: int
     true_amplitude_px: float
     true_tau_s: float
-    fit_amplitude_px: float | None  # the spread fit's |a|, None without a fit
+    fit_amplitude_px: float | None  # the spread fit's amplitude |c|, None without a fit
     fit_tau_s: float | None
     true_travel_px: float  # where the layer really was at the interval's last tracked frame
     measured_travel_px: float  # and where the tracker put it

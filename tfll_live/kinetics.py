@@ -105,7 +105,7 @@ class SpreadKinetics:
     model: str  # the model chosen (the paper's when the interval cannot tell them apart)
     model_decidable: bool  # False: too short (< MIN_CHOICE_S) or a fit failed; model is a default
     tau_s: float
-    amplitude_px: float  # travel of the exponential part, |a|
+    amplitude_px: float  # travel of the exponential part from y(0) = 0: |c| (the spread's)
     initial_velocity_px_s: float  # upward speed at opening, from the chosen model
     drift_px_s: float  # steady upward speed after the decay (0 for the paper's model)
     spread_time_s: float | None  # measured from the data; None when censored
@@ -452,6 +452,8 @@ def analyze_spread(
 ) -> SpreadKinetics | None:
     """Kinetics of one interval's displacement ``y_px`` at ``t_s`` (s since eye opening).
 
+    ``y_px`` counts from the interval's first frame (0 there), so the amplitude is ``|c|``.
+
     ``held_s``: how long the interval went on after the last sample with the tracker holding
     the layer at rest; a layer at rest that long (or that long between two samples) was not
     creeping, whatever the samples' shape.
@@ -493,7 +495,7 @@ def analyze_spread(
         model=chosen.model,
         model_decidable=decidable,
         tau_s=chosen.tau_s,
-        amplitude_px=abs(chosen.a),
+        amplitude_px=abs(chosen.c),
         initial_velocity_px_s=chosen.initial_velocity_px_s,
         drift_px_s=-chosen.d,
         spread_time_s=None if censored else measured,

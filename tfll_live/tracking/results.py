@@ -73,8 +73,13 @@ class SpreadFit:
 
     @property
     def amplitude_px(self) -> float:
-        """Total travel of the layer as fitted: ``|c - y(0)| = |a|``."""
-        return abs(self.a)
+        """The layer's travel as fitted, from the interval's first frame: ``|c - y(0)|``.
+
+        ``y(0)`` is 0 (the displacement counts from that frame). Not ``|a|``: a layer that
+        starts moving a frame or two after the lid has stopped (or left the view) would have
+        ``a`` carry the exponential back over frames in which it did not move.
+        """
+        return abs(self.c)
 
     @property
     def initial_velocity_px_s(self) -> float:
