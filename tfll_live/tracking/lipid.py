@@ -41,6 +41,7 @@ SMEAR_FRACTION = 1 / 150  # of the height: an eye moving this far in a frame sme
 KEYFRAME_S = 0.4  # a keyframe is measured against for at most this long
 KEYFRAME_REST_S = 2.0  # or this long while the layer moves less than a step in that time
 MAX_MISSES = 3  # failed measurements in a row before a keyframe is replaced
+LAG_RANGE = (0.67, 1.5)  # a keyframe's lag is kept while the speed asks for these times it
 KEYFRAME_TRAVEL = 0.1  # or until the layer has moved this share of the frame height
 GATE_FRACTION = 1 / 120  # a sample this far (of the height) off the curve's prediction is refused
 REST_GATE_FRACTION = 0.05  # of a step: the gate while the layer is at rest
@@ -48,6 +49,7 @@ BEND_MAX = 0.25  # of a step: the largest correction for the curve's bend
 CARRY_S = 0.3  # the curve is carried on past its last sample for at most this long
 SMOOTH_SAMPLES = 8  # a keyframe's place is read from a line through this many samples
 ANCHOR_SAMPLES = 8  # the curve's start is placed from this many samples
+OUTLIER_STEPS = 0.25  # a sample this many steps off the line through its neighbours is wild
 MIN_FEATURES = 6
 MEDIAN_ERROR_PX = 0.25  # standard error of the features' median shift beyond which it is noise
 MIN_LIKENESS = 0.2  # a difference must correlate this well with its keyframe where it moved to
@@ -127,26 +129,24 @@ class DisplacementCurve:
             return np.array([np.interp(t, self.t, m[:, k]) for k in range(2)])
         return m[-1] + self.velocity() * min(t - self.t[-1], CARRY_S)
 
-    def smoothed(self, t: float, n: int = SMOOTH_SAMPLES) -> np.ndarray:
+    def smoothed(self, t: float, n: int = SMOOTH_SAMPLES, outlier_px: float = np.inf) -> np.ndarray:
         """The displacement at ``t`` from a line through the ``n`` samples nearest it.
 
         A new keyframe takes its place from the curve; one sample's error would carry into
-        every sample measured against it, the line's is a fraction of it.
+        every sample measured against it, the line's is a fraction of it. Samples further than
+        ``outlier_px`` (and 3 robust sigmas) off the line are left out of it: a wild one would
+        move the line by a fraction of its error, and every later sample with it.
         """
         if len(self.t) < 3:
             return self.at(t)
         if t > self.t[-1]:
             # past the last sample the line's slope is no measurement: carried on as the
             # curve is (a little, then held), so a layer at rest is not walked on by keyframes
-            return self.smoothed(self.t[-1], n) + self.at(t) - self.at(self.t[-1])
+            return self.smoothed(self.t[-1], n, outlier_px) + self.at(t) - self.at(self.t[-1])
         ts = np.asarray(self.t)
         near = np.argsort(np.abs(ts - t))[:n]
-        tc = ts[near] - t
         m = np.array(self.m)[near]
-        if np.ptp(tc) <= 0:
-            return m.mean(axis=0)
-        slope = (tc - tc.mean()) @ (m - m.mean(axis=0)) / float((tc - tc.mean()) @ (tc - tc.mean()))
-        return m.mean(axis=0) - slope * tc.mean()
+        return np.array([_robust_poly(ts[near] - t, m[:, k], 1, outlier_px)[-1] for k in range(2)])
 
     def curvature(self, t: float, window_s: float) -> np.ndarray:
         """The curve's second derivative (px/s^2) over ``window_s`` up to ``t`` (0 if unknown)."""
@@ -322,7 +322,7 @@ class LipidTracker:
                 self._lag_floor = max(1, self._lag_floor // 2)
         if lag is None:
             lag = self._choose_lag()
-            if old is not None and 0.67 * lag <= old.lag <= 1.5 * lag:
+            if old is not None and _lag_fits(old.lag, lag):
                 lag = min(old.lag, len(self._frames) - 1)
         while lag > 1 and self._frames[-1 - lag][3]:
             lag -= 1  # not from a smeared frame
@@ -338,7 +338,12 @@ class LipidTracker:
         # past the last sample the line's slope is no measurement: the curve carries on there
         t = t_mid - self._t0
         inside = min(t, self._curve.t[-1]) if self._curve else t
-        m = self._curve.smoothed(inside) + self._at(t) - self._at(inside) + self._bend(t_mid, half)
+        m = (
+            self._curve.smoothed(inside, outlier_px=self._outlier_px())
+            + self._at(t)
+            - self._at(inside)
+            + self._bend(t_mid, half)
+        )
         self._key = _Keyframe(self._frames[-1][0], t_mid, lag, image, region, m, points, ids)
 
     def _choose_lag(self) -> int:
@@ -464,8 +469,8 @@ class LipidTracker:
         now = self._frames[-1][0]
         travelled = float(np.hypot(*(self._at(now - self._t0) - key.m)))
         # the layer slows: a longer lag would show it moving a step again
-        wrong_lag = len(self._curve) >= ANCHOR_SAMPLES and not (
-            0.67 * key.lag <= self._choose_lag() <= 1.5 * key.lag
+        wrong_lag = len(self._curve) >= ANCHOR_SAMPLES and not _lag_fits(
+            key.lag, self._choose_lag()
         )
         slow = float(np.hypot(*self._curve.velocity())) * KEYFRAME_S < self._step
         return (
@@ -537,11 +542,15 @@ class LipidTracker:
         """
         t = np.asarray(self._curve.t)
         m = np.array(self._curve.m)
-        start = np.array([np.polyfit(t, m[:, k], 2)[-1] for k in range(2)])
+        start = np.array([_robust_poly(t, m[:, k], 2, self._outlier_px())[-1] for k in range(2)])
         self._curve.shift(-start)
         if self._key is not None:
             self._key.m = self._key.m - start
         self._anchored = True
+
+    def _outlier_px(self) -> float:
+        """How far off the line through its neighbours a sample must be to be left out of it."""
+        return OUTLIER_STEPS * self._step
 
     # -- output -------------------------------------------------------------------------------
     def _frame_interval(self) -> float:
@@ -565,6 +574,33 @@ class LipidTracker:
         pts = (key.points[ok] + shifts[ok].astype(np.float32)) + np.float32(eye_xy)
         dy = (key.m[1] + shifts[ok, 1]).astype(np.float32)
         return LipidSample(float(now[0]), float(now[1]), pts, key.ids[ok], dy)
+
+
+def _lag_fits(lag: int, wanted: int) -> bool:
+    """Whether a keyframe's ``lag`` is close enough to the ``wanted`` one to keep.
+
+    One rule for keeping a keyframe and for keeping the lag of its successor. With two that
+    disagreed at the edge (9 frames too long when 6 were wanted, yet kept for the next), a
+    keyframe was replaced by one of the same lag in every frame and, a frame old each time,
+    never saw the layer move again.
+    """
+    return LAG_RANGE[0] * lag <= wanted <= LAG_RANGE[1] * lag
+
+
+def _robust_poly(t: np.ndarray, y: np.ndarray, degree: int, outlier_px: float) -> np.ndarray:
+    """``np.polyfit`` coefficients, refitted without samples far off the first fit.
+
+    Far: beyond both ``outlier_px`` and 3 robust sigmas of the residuals. The constant term,
+    last, is the value at ``t = 0``.
+    """
+    if t.size <= degree or np.ptp(t) <= 0:
+        return np.r_[np.zeros(degree), y.mean()]
+    coef = np.polyfit(t, y, degree)
+    residual = np.abs(y - np.polyval(coef, t))
+    keep = residual <= max(outlier_px, 3 * 1.4826 * float(np.median(residual)))
+    if not keep.all() and keep.sum() > degree + 1 and np.ptp(t[keep]) > 0:
+        coef = np.polyfit(t[keep], y[keep], degree)
+    return coef
 
 
 def _spread(shifts: np.ndarray) -> tuple[float, float]:
