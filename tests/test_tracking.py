@@ -286,6 +286,25 @@ def test_eye_moving_under_the_lid_does_not_shift_the_next_interval():
         assert iv.kinetics.noise_px < 0.3  # no step in the replayed samples
 
 
+def test_an_interval_starts_as_the_lid_opens_after_the_eye_moved_far_under_it():
+    # through a long closure the eye wandered 39 px (over half the pupil's radius); refits
+    # from where the pupil was before it found no round margin, the full search runs only
+    # every 15 frames, and the interval began 9 frames late (the layer's fastest 0.3 s lost)
+    stream = SyntheticStream(SynthConfig(
+        n_frames=200, seed=7060, closure_fraction=1.0, closure_s=(2.0, 3.0),
+        first_blink_s=(0.4, 0.8), saccades_per_s=3.0, saccade_px=(10.0, 15.0),
+        partial_blink_fraction=0.0))
+    truth = stream.truth
+    closure = truth.blinks[0]
+    before, after = closure["start_frame"] - 1, closure["end_frame"] + 1
+    moved = np.hypot(truth.eye_dx_px[after] - truth.eye_dx_px[before],
+                     truth.eye_dy_px[after] - truth.eye_dy_px[before])
+    assert moved > 30.0 and closure["end_frame"] - closure["start_frame"] > 60
+    _, summary = run(stream)
+    starts = [iv.start_frame for iv in summary.intervals if iv.start_frame > before]
+    assert starts and abs(starts[0] - after) <= 1, (starts, after)
+
+
 def test_pupil_search_finds_the_pupil_in_small_frames():
     """At 240x320 a ring of iris texture edges can look as dark and as strong as the pupil
     margin; only the margin is a circle to within a pixel (scored by the robust fit's inlier

@@ -16,6 +16,8 @@ from .results import Circle
 
 REDETECT_EVERY = 15  # frames between full searches while the pupil is lost (a search costs ~20 ms)
 MIN_INLIERS = 0.45
+NEAR_REACH = (0.5, 1.0)  # guesses this many pupil radii from the last place, after a blink
+NEAR_DIRECTIONS = 8
 SETTLE_FRAMES = 3  # consecutive good pupil fits before the first one becomes the reference
 # share of the margin on its circle to within a pixel: 0.8-1.0 for an open eye, below 0.55
 # while the lid covers part of the pupil (the robust fit's inlier share stays near 1 there)
@@ -118,7 +120,7 @@ class Stabilizer:
         Looked for near its last place, and every few frames anywhere: the eye may have moved
         far while the lid covered it.
         """
-        found = None if self._last is None else self._round_fit(gray, self._last)
+        found = None if self._last is None else self._round_fit_near(gray, self._last)
         if found is not None:
             self._since_search = 0
         else:
@@ -130,6 +132,28 @@ class Stabilizer:
         if found is not None:
             self._last = found
         return found
+
+    def _round_fit_near(self, gray: np.ndarray, last: Circle) -> Circle | None:
+        """The whole pupil refitted from its last place, or from guesses around it.
+
+        The eye may have moved while the lid covered it, by up to a pupil radius or so (a
+        saccade under a long closure): rays cast from a centre that far off miss much of the
+        margin, and a full search, which would find it, runs only every few frames.
+        """
+        found = self._round_fit(gray, last)
+        if found is not None:
+            return found
+        for reach in NEAR_REACH:
+            for angle in np.arange(NEAR_DIRECTIONS) * 2 * np.pi / NEAR_DIRECTIONS:
+                guess = Circle(
+                    last.x_px + reach * last.r_px * float(np.cos(angle)),
+                    last.y_px + reach * last.r_px * float(np.sin(angle)),
+                    last.r_px,
+                )
+                found = self._round_fit(gray, guess)
+                if found is not None:
+                    return found
+        return None
 
     def _round_fit(self, gray: np.ndarray, guess: Circle) -> Circle | None:
         """The pupil refitted near ``guess`` if its whole margin is round and its size plausible.
