@@ -105,7 +105,7 @@ def test_full_travel_clinic_mp4s_are_measured_over_their_whole_travel(tmp_path):
 
     The layer climbs about 40% of the frame height; over four such streams the fitted amplitude
     meets the presets' bounds (median within 5%, none off by 15%; tau median within 10%).
-    Single streams are off by -1% to +3% (tau -2% to +12%): the post-blink bands fading as the
+    Single streams are off by -1% to +2% (tau -2% to +8%): the post-blink bands fading as the
     layer slows make the chained measurement run a few pixels ahead of the layer (without the
     bands it stays within about 1 px).
     """
