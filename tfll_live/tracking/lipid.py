@@ -41,7 +41,8 @@ SMEAR_FRACTION = 1 / 150  # of the height: an eye moving this far in a frame sme
 KEYFRAME_S = 0.4  # a keyframe is measured against for at most this long
 KEYFRAME_REST_S = 2.0  # or this long while the layer moves less than a step in that time
 MAX_MISSES = 3  # failed measurements in a row before a keyframe is replaced
-LAG_RANGE = (0.67, 1.5)  # a keyframe's lag is kept while the speed asks for these times it
+LAG_RANGE = (0.67, 1.5)  # a keyframe is kept while the lag the speed asks for is within these
+# multiples of its own
 KEYFRAME_TRAVEL = 0.1  # or until the layer has moved this share of the frame height
 GATE_FRACTION = 1 / 120  # a sample this far (of the height) off the curve's prediction is refused
 REST_GATE_FRACTION = 0.05  # of a step: the gate while the layer is at rest
