@@ -90,11 +90,11 @@ def test_fit_text_and_ticks():
     assert "gathering data" in fit_text(loose) and "1.96" not in fit_text(loose)
     fit = SpreadFit(a=220.9, b=0.511, c=-186.9, r2=0.98, n_points=400, final=True,
                     tau_se_s=0.08)
-    text = fit_text(fit)
-    assert "tau 1.96 ± 0.08 s" in text and "upward travel 220.9 px" in text and "0.980" in text
+    text = fit_text(fit)  # the upward travel is the format's |c - y(0)| = 186.9 px, not a
+    assert "tau 1.96 ± 0.08 s" in text and "upward travel 186.9 px" in text and "0.980" in text
     assert "µm" not in text  # no pixel size: px only
     text = fit_text(fit, pixel_size_um=2.0)
-    assert "220.9 px (441.80 µm)" in text and f"({2 * fit.initial_velocity_px_s:.2f} µm/s)" in text
+    assert "186.9 px (373.80 µm)" in text and f"({2 * fit.initial_velocity_px_s:.2f} µm/s)" in text
     assert nice_ticks(0.0, 1.0) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     assert nice_ticks(-23.0, 4.0)[0] >= -23.0
 
