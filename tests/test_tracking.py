@@ -355,16 +355,38 @@ def test_eye_motion_is_measured_from_the_first_frame_the_pupil_is_seen_in():
     assert score(results, summary, stream.truth).eye_rmse_px <= 0.5
 
 
+@functools.cache
+def classic_7302():
+    """Classic seed 7302 through the tracker (once per test session): its fourth interval,
+    after a partial blink, travels 11 px slowly."""
+    stream = SyntheticStream(SynthConfig(seed=7302))
+    return stream, *run(stream)
+
+
 def test_a_slow_layer_is_followed_when_its_last_samples_dip_by_chance():
     # classic seed 7302's fourth interval creeps on for seconds at about the rest speed; a
     # slope through a few samples once dipped below it, the layer was called resting, its
     # curve held and every later move refused (amplitude 77% off, travel 44% over)
-    stream = SyntheticStream(SynthConfig(seed=7302))
-    results, summary = run(stream)
+    stream, results, summary = classic_7302()
     slow = next(s for s in score(results, summary, stream.truth).intervals if s.start_frame > 500)
     assert slow.long_enough
     assert slow.amplitude_error <= 0.10, slow
     assert abs(slow.measured_travel_px - slow.true_travel_px) <= 0.15 * slow.true_travel_px, slow
+
+
+def test_the_live_value_does_not_run_off_on_the_first_samples_after_a_partial_blink():
+    # the first two samples of classic seed 7302's fourth interval, a frame apart, slope the
+    # wrong way; carried on at that slope for 0.3 s, the live value ran 15.6 px off a layer
+    # that travels 11 px
+    stream, results, _ = classic_7302()
+    truth = stream.truth
+    iv = next(v for v in truth.intervals if v["start_frame"] > 500 and v["starts_after_partial"])
+    s, e = iv["start_frame"], iv["end_frame"]
+    live = np.array([np.nan if r.lipid_dy_px is None else r.lipid_dy_px for r in results])
+    live = live[s : e + 1]
+    shown = np.isfinite(live) & truth.open[s : e + 1]
+    assert shown.sum() > 0.9 * (e - s)
+    assert np.max(np.abs(live - truth.lipid_dy_px[s : e + 1])[shown]) <= 8.0
 
 
 def test_a_keyframe_after_the_last_sample_is_carried_as_the_curve_is():
@@ -378,6 +400,22 @@ def test_a_keyframe_after_the_last_sample_is_carried_as_the_curve_is():
     late = 0.9 + CARRY_S + 2.0
     assert abs(curve.smoothed(late)[1] - curve.at(late)[1]) < 0.5
     assert abs(curve.smoothed(0.45)[1] - curve.at(0.45)[1]) < 0.5  # inside: the line
+
+
+def test_the_curve_is_carried_no_further_than_its_samples_span():
+    # two samples a frame apart, the second 0.4 px off: their slope (18 px/s) is mostly that
+    # error; carried on for CARRY_S it put the live value 5 px the wrong way after a partial
+    # blink (classic seed 7302), carried as far as they span it stays within a pixel
+    from tfll_live.tracking.lipid import CARRY_S, DisplacementCurve
+
+    curve = DisplacementCurve()
+    curve.add(0.100, np.array([0.0, 0.0]), 0.1)
+    curve.add(0.122, np.array([0.0, 0.4]), 0.122)
+    assert curve.at(0.122 + CARRY_S)[1] <= 0.4 + 0.4 + 1e-9
+    for k in range(2, 10):  # once they span long enough, the curve is carried at their speed
+        curve.add(0.1 + 0.022 * k, np.array([0.0, 0.4 * k]), 0.1 + 0.022 * k)
+    last = 0.1 + 0.022 * 9
+    assert curve.at(last + 0.1)[1] == pytest.approx(0.4 * 9 + 0.1 * 0.4 / 0.022, rel=1e-6)
 
 
 def test_a_wild_sample_does_not_place_the_next_keyframe():

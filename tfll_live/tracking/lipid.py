@@ -121,14 +121,16 @@ class DisplacementCurve:
         """The displacement at time ``t``: interpolated, or carried on at the recent speed.
 
         Carried on for ``CARRY_S`` past the last sample, then held: a layer that gives no
-        samples for that long has come to rest.
+        samples for that long has come to rest. Nor further than the samples span: the slope
+        of a few samples a frame apart is mostly their noise.
         """
         if not self.t:
             return np.zeros(2)
         m = np.array(self.m)
         if t <= self.t[-1]:
             return np.array([np.interp(t, self.t, m[:, k]) for k in range(2)])
-        return m[-1] + self.velocity() * min(t - self.t[-1], CARRY_S)
+        reach = min(t - self.t[-1], CARRY_S, self.t[-1] - self.t[0])
+        return m[-1] + self.velocity() * reach
 
     def smoothed(self, t: float, n: int = SMOOTH_SAMPLES, outlier_px: float = np.inf) -> np.ndarray:
         """The displacement at ``t`` from a line through the ``n`` samples nearest it.
