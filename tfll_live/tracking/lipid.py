@@ -60,6 +60,7 @@ LK_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 WINDOW_FRACTION = 1 / 11  # LK window and feature spacing scale with the frame (21 px at 240)
 FB_MAX_PX = 0.5  # forward-backward disagreement beyond which a feature's shift is refused
 CONTRAST = 40.0  # grey levels per RMS of a difference image, stored as uint8 around 128
+LANCZOS_A = 4  # the frames are moved into eye coordinates with a Lanczos kernel of 2A taps
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,15 +230,10 @@ class LipidTracker:
         self._window = max(9, int(h * WINDOW_FRACTION) | 1)
         self._step = max(1.5, STEP_FRACTION * h)
         back = np.float32([[1, 0, eye_xy[0]], [0, 1, eye_xy[1]]])  # into eye coordinates
-        inverse = cv2.WARP_INVERSE_MAP
-        frame = cv2.warpAffine(
-            image.astype(np.float32),
-            back,
-            (w, h),
-            flags=cv2.INTER_LINEAR | inverse,
-            borderMode=cv2.BORDER_REPLICATE,
+        frame = to_eye(image.astype(np.float32), *eye_xy)
+        region = cv2.warpAffine(
+            mask, back, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
         )
-        region = cv2.warpAffine(mask, back, (w, h), flags=cv2.INTER_NEAREST | inverse)
         if not self._frames:
             self._t0 = time_s
         self._until = time_s - self._t0  # the interval's newest frame
@@ -577,6 +573,43 @@ class LipidTracker:
         pts = (key.points[ok] + shifts[ok].astype(np.float32)) + np.float32(eye_xy)
         dy = (key.m[1] + shifts[ok, 1]).astype(np.float32)
         return LipidSample(float(now[0]), float(now[1]), pts, key.ids[ok], dy)
+
+
+def to_eye(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` in eye coordinates: the pixel at (x, y) is the image's at (x + dx, y + dy).
+
+    Moved with a windowed sinc (Lanczos, 8 taps), not bilinear interpolation: that blurs an
+    image by an amount that depends on the shift's fraction of a pixel, so an eye drifting
+    steadily leaves its texture, sharper in one frame than the next, in every difference; on
+    a slow layer those ghosts outweighed the film and the samples stalled.
+    """
+    ix, iy = int(np.floor(dx)), int(np.floor(dy))
+    moved = cv2.sepFilter2D(
+        image,
+        -1,
+        _lanczos_taps(dx - ix),
+        _lanczos_taps(dy - iy),
+        anchor=(LANCZOS_A - 1, LANCZOS_A - 1),
+        borderType=cv2.BORDER_REPLICATE,
+    )
+    if ix == 0 and iy == 0:
+        return moved
+    h, w = image.shape[:2]
+    whole = np.float32([[1, 0, ix], [0, 1, iy]])
+    return cv2.warpAffine(
+        moved,
+        whole,
+        (w, h),
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def _lanczos_taps(frac: float) -> np.ndarray:
+    """Weights of the pixels at offsets 1-A .. A for a sample ``frac`` of a pixel along."""
+    k = np.arange(1 - LANCZOS_A, LANCZOS_A + 1) - frac
+    taps = np.sinc(k) * np.sinc(k / LANCZOS_A)
+    return (taps / taps.sum()).astype(np.float32)
 
 
 def _lag_fits(lag: int, wanted: int) -> bool:
