@@ -456,8 +456,13 @@ class LipidTracker:
         pred = self._at(t_mid - self._t0)
         gate = max(1.0, GATE_FRACTION * self._height) + 0.5 * self._step
         if self._resting():
-            # at rest the film's own slow changes masquerade as small moves: hold the curve
-            gate = REST_GATE_FRACTION * self._step
+            # at rest the film's own slow changes masquerade as small moves: hold the curve,
+            # but "at rest" is slower than half a step in KEYFRAME_REST_S, not still: a layer
+            # creeping on at that speed is taken up again once it has measurably moved (held
+            # still, a 7.9 px travel was measured as half of it)
+            since = max(0.0, t_mid - self._t0 - self._curve.t[-1])
+            creep = 0.5 * self._step / KEYFRAME_REST_S * since
+            gate = min(gate, REST_GATE_FRACTION * self._step + creep)
         return float(np.hypot(*(m - pred))) <= gate
 
     def _keyframe_done(self, key: _Keyframe, ok: np.ndarray, working: bool) -> bool:
