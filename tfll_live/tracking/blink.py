@@ -248,17 +248,10 @@ class _Views:
 def _exposure(now: _Views, ref: _Views) -> float:
     """The factor that brings the frame to the reference's brightness.
 
-    The median ratio over the lower half, which a lid coming down reaches last, in the eye's
-    view or the head's, whichever then explains the frame better: a saccade turns the eye under
-    still lids, and the head's view alone read a 12 px one as the frame 3% brighter, which
-    every band then showed as change (a blink).
+    The median ratio over the lower half, which a lid coming down reaches last.
     """
     low = now.head.shape[0] // 2
-    gains = [
-        float(np.median(r[low:])) / max(float(np.median(n[low:])), 1e-6)
-        for n, r in ((now.head, ref.head), (now.eye, ref.eye))
-    ]
-    return min(gains, key=lambda g: float(_change(now, ref, g)[low:].mean()))
+    return float(np.median(ref.head[low:])) / max(float(np.median(now.head[low:])), 1e-6)
 
 
 def _change(now: _Views, ref: _Views, gain: float) -> np.ndarray:
