@@ -83,7 +83,7 @@ class BlinkDetector:
         self._start = 0
         self._region_peak_z = 0.0
         self._quiet = 0  # frames in a row, in a blink, with the lid still
-        self._seen: deque[bool] = deque(maxlen=QUIET_FRAMES)  # the pupil whole in view, by frame
+        self._seen: deque[bool] = deque(maxlen=QUIET_FRAMES)  # pupil whole, since the lid stopped
         self._fresh = 0
         self._over = 0
         self._gain = self._step_gain = 1.0
@@ -164,10 +164,13 @@ class BlinkDetector:
         # the pupil's margin must be seen whole in the last frames, but one miss is allowed:
         # a fast new layer crossing it spoils a fit now and then (mono16-large seed 9903: an
         # interval begun 11 frames late, 83 px of the travel lost)
-        self._quiet = 0 if lid_moved else self._quiet + 1
-        self._seen.append(eye_seen)
-        seen = sum(list(self._seen)[-min(self._quiet, QUIET_FRAMES) :]) if self._quiet else 0
-        if self._quiet >= QUIET_FRAMES and eye_seen and seen >= QUIET_FRAMES - 1:
+        if lid_moved:
+            self._quiet = 0
+            self._seen.clear()
+        else:
+            self._quiet += 1
+            self._seen.append(eye_seen)
+        if self._quiet >= QUIET_FRAMES and eye_seen and sum(self._seen) >= QUIET_FRAMES - 1:
             end = i - self._quiet
             self._blinking = False
             self._ref = views  # a fresh layer: this is what the open eye looks like now
