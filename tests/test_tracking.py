@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tfll_live.evaluate import score
-from tfll_live.synth import SynthConfig, SyntheticStream
+from tfll_live.synth import SynthConfig, SyntheticStream, preset
 from tfll_live.tracking import EyeState, FlowMethod, Tracker, TrackerConfig
 from tfll_live.tracking.frame import FrameError
 from tfll_live.tracking.spread import SpreadFitter, fit_spread
@@ -547,3 +547,36 @@ def test_a_pupil_fit_missed_after_the_lid_stopped_does_not_delay_the_blinks_end(
     expected = [(blink["start_frame"], blink["end_frame"])]
     assert ends(set()) == expected
     assert ends({blink["end_frame"] + 3, blink["end_frame"] + 7}) == expected
+
+
+def _blink_starts(stream: SyntheticStream, frames: range) -> list[int]:
+    """The blink starts the detector finds in ``frames``, told the eye's true motion."""
+    from tfll_live.tracking.blink import BlinkDetector
+
+    truth, detector, starts = stream.truth, BlinkDetector(), []
+    for i in frames:
+        gray = cv2.cvtColor(stream.render(i), cv2.COLOR_RGB2GRAY)
+        event = detector.push(
+            i, gray, truth.eye_dx_px[i], truth.eye_dy_px[i], None, bool(truth.open[i])
+        )
+        if event.started is not None:
+            starts.append(event.started)
+    return starts
+
+
+def test_a_saccade_is_not_read_as_an_exposure_change_and_a_blink():
+    # a 12 px saccade (saccades seed 9802, frames 490-493) moved the lower lid and the eye's
+    # bright and dark parts across the lower half: the ratio of its medians read the frame 5%
+    # darker, and the whole frame then differed from the reference like a lid
+    stream = SyntheticStream(preset("saccades", seed=9802))
+    assert _blink_starts(stream, range(440, 500)) == []
+
+
+def test_the_eye_sliding_under_the_lower_lid_starts_no_blink_and_lids_still_do():
+    # a double saccade (27 px in three frames on 240 rows, frame 552) slides the eye under the
+    # lower lid: only the bottom band changes, which a lid coming down from the top reaches last
+    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=700, seed=7301,
+                                         saccades_per_s=1.5, saccade_px=(10.0, 16.0),
+                                         partial_blink_fraction=0.0))
+    starts = _blink_starts(stream, range(len(stream)))
+    assert starts == [b["start_frame"] for b in stream.truth.blinks]
