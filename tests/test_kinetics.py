@@ -189,6 +189,18 @@ def test_a_layer_held_at_rest_at_the_end_was_not_creeping():
     assert k is not None and k.model == PAPER_MODEL
 
 
+def test_a_layer_held_at_rest_early_in_a_long_interval_has_its_spread_time_measured():
+    """The tracker stops sampling a layer it finds at rest; the seconds it then held it there
+    are data on the last samples' far side (clinic streams had every interval censored)."""
+    tau = 1.2
+    t = np.arange(int(3.0 * FPS)) / FPS  # sampled until the speed is 8% of its first value
+    y = -150 * (1 - np.exp(-t / tau))
+    assert analyze_spread(t, y).spread_censored  # the samples alone end too soon to tell
+    k = analyze_spread(t, y, held_s=4.5)
+    assert not k.spread_censored
+    assert k.spread_time_s == pytest.approx(tau * np.log(10), rel=0.05)
+
+
 def test_one_sample_after_a_long_rest_does_not_make_a_creep():
     """Noise passes the tracker's checks now and then: one such sample, seconds after the
     layer came to rest and a pixel ahead, bent the drift fit (bench_drift's seed 9101)."""

@@ -376,6 +376,23 @@ def local_velocity(
     return np.where(ok, slope, np.nan)
 
 
+def _with_rest(t: np.ndarray, y: np.ndarray, held_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The samples followed by the stretch the tracker held the layer at rest, as samples.
+
+    Holding is a measurement: the layer's pattern still matched where it was. Without it the
+    last samples have no window on their far side, and a layer that came to rest early in a
+    long interval would have its spread time censored.
+    """
+    if held_s <= 0.0 or t.size < 2:
+        return t, y
+    step = float(np.median(np.diff(t[-8:])))
+    n = int(held_s / step) if step > 0 else 0
+    if n < 1:
+        return t, y
+    rest = t[-1] + step * np.arange(1, n + 1)
+    return np.concatenate([t, rest]), np.concatenate([y, np.full(n, y[-1])])
+
+
 def _spread_time(t: np.ndarray, y: np.ndarray, fit: DecayFit, threshold: float) -> float | None:
     """When the measured speed, less the steady drift, falls below threshold*initial for good.
 
@@ -486,9 +503,10 @@ def analyze_spread(
     )
     chosen = drift if physical and delta > 0 else (paper or drift)
     assert chosen is not None
-    measured = _spread_time(t, y, chosen, threshold)
+    rest_t, rest_y = _with_rest(t, y, held_s)
+    measured = _spread_time(rest_t, rest_y, chosen, threshold)
     # an end-of-interval crossing is where the window ran out, not where the layer stopped
-    censored = measured is None or measured >= t[-1] - SMOOTH_MIN_S
+    censored = measured is None or measured >= rest_t[-1] - SMOOTH_MIN_S
     return SpreadKinetics(
         n_points=int(t.size),
         duration_s=duration,
