@@ -58,8 +58,10 @@ def test_recording_reads_back_with_every_frame_and_its_camera_time(live_recordin
     stream = SyntheticStream(CFG)
     with open_stream(path) as src:
         assert src.n_frames == len(meta) >= 300
-        # the delivered rate, by the frames' real times (a busy machine may cost an exposure)
-        assert src.fps == pytest.approx(200.0, rel=0.05)
+        # the delivered rate, by the frames' real times: 200 frames/s on an idle machine, less
+        # where a busy one made the camera miss exposures (never the configured rate as such)
+        delivered = (len(meta) - 1) / (meta[-1]["time_s"] - meta[0]["time_s"])
+        assert src.fps == pytest.approx(delivered, rel=1e-6) and src.fps < 200.0 * 1.05
         assert src.times_s is not None
         # times since the recording's first frame, exactly as the tracker saw them
         assert [src.frame_time(i) for i in range(5)] == [m["time_s"] for m in meta[:5]]
@@ -141,7 +143,8 @@ def test_analysis_beside_the_recording_matches_the_live_results(live_recording):
     csv = read_frames_csv(out)
     n = doc["n_frames"]
     assert len(csv["frame"]) == n and list(csv["frame"][:3]) == [0, 1, 2]
-    assert doc["source"] == path.name and doc["fps"] == pytest.approx(200.0, rel=0.05)
+    with open_stream(path) as src:  # the rate the recording delivered (see above)
+        assert doc["source"] == path.name and doc["fps"] == pytest.approx(src.fps, rel=1e-6)
     assert doc["tracker"]["max_features"] > 0 and "incomplete" not in doc
     # the recording started a new session: its rows are the live results from frame 0 on,
     # and say which frames were tracked
