@@ -190,8 +190,9 @@ def test_a_layer_held_at_rest_at_the_end_was_not_creeping():
 
 
 def test_a_layer_held_at_rest_early_in_a_long_interval_has_its_spread_time_measured():
-    """The tracker stops sampling a layer it finds at rest; the seconds it then held it there
-    are data on the last samples' far side (clinic streams had every interval censored)."""
+    """The tracker stops sampling a layer it finds at rest and carries it on along the fit;
+    those seconds are data on the last samples' far side (clinic streams had every interval
+    censored)."""
     tau = 1.2
     t = np.arange(int(3.0 * FPS)) / FPS  # sampled until the speed is 8% of its first value
     y = -150 * (1 - np.exp(-t / tau))

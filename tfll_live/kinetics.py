@@ -27,7 +27,9 @@ tracker samples a slow layer more sparsely than a fast one, so a line through a 
 towards its faster side overstates the speed there and puts the spread's end late. The spread
 ends when that speed, less the fitted steady drift, falls below ``threshold`` (default 10%) of
 its initial value for good, judged only where the window has data on both sides (near the
-interval's end a one-sided window says little about the speed). An interval that ends while
+interval's end a one-sided window says little about the speed). Where the tracker went on
+without new samples (``held_s``: it found the layer where the fit carried it, or at rest) the
+frames count as samples along the fit, as it reported them. An interval that ends while
 the layer still moves faster than that is *censored*: no spread time, ``spread_censored``.
 The chosen model's own value, ``ln(1/threshold)/b``, is given beside it.
 """
@@ -376,12 +378,15 @@ def local_velocity(
     return np.where(ok, slope, np.nan)
 
 
-def _with_rest(t: np.ndarray, y: np.ndarray, held_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """The samples followed by the stretch the tracker held the layer at rest, as samples.
+def _with_held(
+    t: np.ndarray, y: np.ndarray, held_s: float, fit: DecayFit
+) -> tuple[np.ndarray, np.ndarray]:
+    """The samples followed by the stretch the tracker went on without new ones, as samples.
 
-    Holding is a measurement: the layer's pattern still matched where it was. Without it the
-    last samples have no window on their far side, and a layer that came to rest early in a
-    long interval would have its spread time censored.
+    There the tracker carried the layer on along the spread fit (held, once it flattens):
+    what its frames report, and what its checks found the layer still matching. Without it
+    the last samples have no window on their far side, and a layer that came to rest early
+    in a long interval would have its spread time censored.
     """
     if held_s <= 0.0 or t.size < 2:
         return t, y
@@ -389,8 +394,9 @@ def _with_rest(t: np.ndarray, y: np.ndarray, held_s: float) -> tuple[np.ndarray,
     n = int(held_s / step) if step > 0 else 0
     if n < 1:
         return t, y
-    rest = t[-1] + step * np.arange(1, n + 1)
-    return np.concatenate([t, rest]), np.concatenate([y, np.full(n, y[-1])])
+    held = t[-1] + step * np.arange(1, n + 1)
+    carried = y[-1] + np.asarray(fit.predict(held)) - float(fit.predict(t[-1]))
+    return np.concatenate([t, held]), np.concatenate([y, carried])
 
 
 def _spread_time(t: np.ndarray, y: np.ndarray, fit: DecayFit, threshold: float) -> float | None:
@@ -503,10 +509,10 @@ def analyze_spread(
     )
     chosen = drift if physical and delta > 0 else (paper or drift)
     assert chosen is not None
-    rest_t, rest_y = _with_rest(t, y, held_s)
-    measured = _spread_time(rest_t, rest_y, chosen, threshold)
+    t_all, y_all = _with_held(t, y, held_s, chosen)
+    measured = _spread_time(t_all, y_all, chosen, threshold)
     # an end-of-interval crossing is where the window ran out, not where the layer stopped
-    censored = measured is None or measured >= rest_t[-1] - SMOOTH_MIN_S
+    censored = measured is None or measured >= t_all[-1] - SMOOTH_MIN_S
     return SpreadKinetics(
         n_points=int(t.size),
         duration_s=duration,
