@@ -18,6 +18,7 @@ import numpy as np
 from .results import Circle, LidCurve
 
 N_RAYS = 72
+MARGIN_SHARE = 0.5  # of a ray's strongest step: a weaker one further in is the margin
 EDGE_SPAN = 5  # samples either side of a margin over which its full rise is measured
 
 
@@ -175,7 +176,13 @@ ROUND_TOL_PX = 1.0  # a real margin is a circle to within about a pixel, at any 
 class PupilRefiner:
     """Sub-pixel pupil circle from its margin along rays, robust to lipid texture."""
 
-    def __init__(self) -> None:
+    def __init__(self, innermost: bool = True) -> None:
+        """Rays cast from a circle's centre; ``innermost`` for a pupil's margin.
+
+        A pupil's margin is the first strong step out from the centre (dark lashes lie
+        beyond it); the iris's is the strongest (its own fibres make strong steps inside it).
+        """
+        self._innermost = innermost
         ang = np.linspace(0, 2 * np.pi, N_RAYS, endpoint=False)
         self._cos, self._sin = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
@@ -195,7 +202,7 @@ class PupilRefiner:
         prof = cv2.GaussianBlur(prof, (5, 1), 0)
         grad = np.diff(prof, axis=1)  # dark pupil -> brighter iris: positive step
         grad[~(inside[:, 1:] & inside[:, :-1])] = -np.inf
-        k = np.argmax(grad, axis=1)
+        k = _innermost_strong_step(grad) if self._innermost else np.argmax(grad, axis=1)
         strength = grad[np.arange(N_RAYS), k]
         ok = np.isfinite(strength) & (strength > 0) & (k > 0) & (k < grad.shape[1] - 1)
         if ok.sum() < N_RAYS // 4:
@@ -227,6 +234,23 @@ class PupilRefiner:
         sharpness = float(np.median(w / np.maximum(rise, 1e-3)))
         roundness = float(np.count_nonzero(fit.distance(px, py) < ROUND_TOL_PX)) / N_RAYS
         return MarginFit(circle, inliers / N_RAYS, float(np.median(w)) / step, sharpness, roundness)
+
+
+def _innermost_strong_step(grad: np.ndarray) -> np.ndarray:
+    """Along each ray (row), the peak of the first run of steps at least half its strongest.
+
+    Going out from the pupil the margin is the first strong dark-to-bright step; a dark
+    eyelash just beyond it, against the bright iris, makes a stronger one (saccades seed
+    9901: the fit took a circle 4% larger through a lash for 11 frames).
+    """
+    strong = grad >= MARGIN_SHARE * np.max(grad, axis=1, keepdims=True)
+    first = np.argmax(strong, axis=1)
+    cols = np.arange(grad.shape[1])
+    after = cols[None, :] >= first[:, None]
+    weak_after = ~strong & after  # the run ends at the first weaker step after it begins
+    ends = np.where(weak_after.any(axis=1), np.argmax(weak_after, axis=1), grad.shape[1])
+    run = after & (cols[None, :] < ends[:, None])
+    return np.argmax(np.where(run, grad, -np.inf), axis=1)
 
 
 class _Ellipse(NamedTuple):

@@ -78,7 +78,7 @@ class Tracker:
         self._enhancer = Enhancer(cfg.enhancement)
         self._lipid = LipidTracker(cfg.flow, cfg.max_features)
         self._fitter = SpreadFitter(cfg.fit_every, cfg.min_fit_s)
-        self._iris_refiner = PupilRefiner()
+        self._iris_refiner = PupilRefiner(innermost=False)
         calibration = (
             Calibration.load(cfg.thickness_calibration) if cfg.thickness_calibration else None
         )
