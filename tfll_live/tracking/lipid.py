@@ -35,7 +35,8 @@ import numpy as np
 from .config import FlowMethod
 
 STEP_FRACTION = 1 / 60  # the layer's move between a difference's two frames (of the height)
-MAX_LAG_S = 0.5  # longest gap between the two frames of a difference
+MAX_LAG_S = 0.5  # longest gap between the two frames of a difference, by the layer's speed
+MAX_QUIET_LAG_S = 1.0  # and where shorter gaps show nothing but noise (a faint, slow layer)
 MAX_LAG_FRAMES = 60  # and in frames (bounds the frames kept)
 SMEAR_FRACTION = 1 / 150  # of the height: an eye moving this far in a frame smears it
 KEYFRAME_S = 0.4  # a keyframe is measured against for at most this long
@@ -316,7 +317,7 @@ class LipidTracker:
             # a keyframe that showed nothing to measure: noise hides the layer's change over
             # this lag, a longer one shows more of it; one that measured well: try shorter
             if not old.measured and old.misses:
-                self._lag_floor = min(2 * old.lag, self._max_lag())
+                self._lag_floor = min(2 * old.lag, self._max_lag(MAX_QUIET_LAG_S))
             elif old.measured >= 3:
                 self._lag_floor = max(1, self._lag_floor // 2)
         if lag is None:
@@ -351,12 +352,13 @@ class LipidTracker:
             return self._lag_floor  # the layer spreads fastest just after a blink
         speed = float(np.hypot(*self._curve.velocity()))
         lag = int(np.ceil(self._step / max(speed * self._frame_interval(), 1e-6)))
-        return int(np.clip(max(lag, self._lag_floor), 1, self._max_lag()))
+        lag = min(lag, self._max_lag(MAX_LAG_S))
+        return int(np.clip(max(lag, self._lag_floor), 1, self._max_lag(MAX_QUIET_LAG_S)))
 
-    def _max_lag(self) -> int:
-        """The longest lag the frames kept allow."""
+    def _max_lag(self, longest_s: float) -> int:
+        """The longest lag up to ``longest_s`` that the frames kept allow."""
         return int(
-            max(1, min(MAX_LAG_FRAMES, MAX_LAG_S / self._frame_interval(), len(self._frames) - 1))
+            max(1, min(MAX_LAG_FRAMES, longest_s / self._frame_interval(), len(self._frames) - 1))
         )
 
     def _resting(self) -> bool:
