@@ -405,6 +405,18 @@ def test_a_small_travel_after_a_partial_blink_is_measured_whole(seed):
         assert s.amplitude_error <= 0.12, s
 
 
+def test_one_sample_after_a_long_rest_does_not_move_a_layer_at_rest():
+    # classic seed 9502's second interval: the layer is at rest from about frame 150 on; a
+    # keyframe left with 15 of its 36 features measured 1.6 px of creep at frame 184, which
+    # the creep allowance of a long rest let in and the curve then held to the interval's end
+    stream = SyntheticStream(SynthConfig(seed=9502))
+    results, _ = run(stream)
+    interval = stream.truth.intervals[1]
+    rest = range(150, interval["end_frame"] + 1)
+    live = np.array([results[i].lipid_dy_px for i in rest], float)
+    assert np.max(np.abs(live - stream.truth.lipid_dy_px[rest])) <= 0.5
+
+
 def test_a_keyframe_after_the_last_sample_is_carried_as_the_curve_is():
     # a layer at rest gives no samples; a new keyframe then takes its place from the curve,
     # which holds, not from the slope of a line through earlier samples (that walked it on)

@@ -219,6 +219,7 @@ class LipidTracker:
         self._anchored = False
         self._lag_floor = 1  # raised while short lags show nothing but noise
         self._last_key: tuple[_Keyframe, np.ndarray, np.ndarray] | None = None
+        self._crept: np.ndarray | None = None  # a sample at rest that showed a creep, unconfirmed
         self._model: Callable[[float], float] | None = None
 
     # -- public -------------------------------------------------------------------------------
@@ -456,16 +457,26 @@ class LipidTracker:
         if len(self._curve) < 3:
             return True
         pred = self._at(t_mid - self._t0)
+        off = float(np.hypot(*(m - pred)))
         gate = max(1.0, GATE_FRACTION * self._height) + 0.5 * self._step
-        if self._resting():
-            # at rest the film's own slow changes masquerade as small moves: hold the curve,
-            # but "at rest" is slower than half a step in KEYFRAME_REST_S, not still: a layer
-            # creeping on at that speed is taken up again once it has measurably moved (held
-            # still, a 7.9 px travel was measured as half of it)
-            since = max(0.0, t_mid - self._t0 - self._curve.t[-1])
-            creep = 0.5 * self._step / KEYFRAME_REST_S * since
-            gate = min(gate, REST_GATE_FRACTION * self._step + creep)
-        return float(np.hypot(*(m - pred))) <= gate
+        crept, self._crept = self._crept, None
+        if not self._resting():
+            return off <= gate
+        # at rest the film's own slow changes masquerade as small moves: hold the curve, but
+        # "at rest" is slower than half a step in KEYFRAME_REST_S, not still: a layer creeping
+        # on at that speed is taken up again once it has measurably moved (held still, a
+        # 7.9 px travel was measured as half of it). Two samples in a row must show the
+        # creep: one alone, from a keyframe with few features left, moved a layer at rest
+        # by 1.6 px for good (classic seed 9502)
+        rest = REST_GATE_FRACTION * self._step
+        since = max(0.0, t_mid - self._t0 - self._curve.t[-1])
+        creep = 0.5 * self._step / KEYFRAME_REST_S * since
+        if off <= rest:
+            return True
+        if off > min(gate, rest + creep):
+            return False
+        self._crept = m
+        return crept is not None and float(np.hypot(*(m - crept))) <= OUTLIER_STEPS * self._step
 
     def _keyframe_done(self, key: _Keyframe, ok: np.ndarray, working: bool) -> bool:
         """Whether to start a new keyframe: old, far, failing, short of features, wrong lag.
