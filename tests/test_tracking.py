@@ -417,6 +417,19 @@ def test_one_sample_after_a_long_rest_does_not_move_a_layer_at_rest():
     assert np.max(np.abs(live - stream.truth.lipid_dy_px[rest])) <= 0.5
 
 
+def test_samples_that_agree_after_a_saccade_overrule_a_stale_prediction():
+    # closures seed 10301 (fresh in its benchmark run): a saccade smears frames 259-261 just
+    # after a blink while the layer moves 6 px a frame; the curve, carried on no further than
+    # its few samples span, fell behind, the three samples after it were refused against it
+    # and the rest of the interval was measured 19-31 px short
+    stream = SyntheticStream(preset("closures", seed=10301))
+    results, _ = run(stream)
+    assert stream.truth.intervals[2]["start_frame"] == 254
+    after = range(264, 315)
+    live = np.array([results[i].lipid_dy_px for i in after], float)
+    assert np.max(np.abs(live - stream.truth.lipid_dy_px[after])) <= 2.0
+
+
 def test_a_keyframe_after_the_last_sample_is_carried_as_the_curve_is():
     # a layer at rest gives no samples; a new keyframe then takes its place from the curve,
     # which holds, not from the slope of a line through earlier samples (that walked it on)

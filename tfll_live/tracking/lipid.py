@@ -52,6 +52,7 @@ CARRY_S = 0.3  # the curve is carried on past its last sample for at most this l
 SMOOTH_SAMPLES = 8  # a keyframe's place is read from a line through this many samples
 ANCHOR_SAMPLES = 8  # the curve's start is placed from this many samples
 OUTLIER_STEPS = 0.25  # a sample this many steps off the line through its neighbours is wild
+CONFIRM_SAMPLES = 3  # refused samples in a row that agree overrule the curve's prediction
 MIN_FEATURES = 6
 MEDIAN_ERROR_PX = 0.25  # standard error of the features' median shift beyond which it is noise
 MIN_LIKENESS = 0.2  # a difference must correlate this well with its keyframe where it moved to
@@ -220,6 +221,8 @@ class LipidTracker:
         self._lag_floor = 1  # raised while short lags show nothing but noise
         self._last_key: tuple[_Keyframe, np.ndarray, np.ndarray] | None = None
         self._crept: np.ndarray | None = None  # a sample at rest that showed a creep, unconfirmed
+        # samples refused against the curve's prediction, in a row: (keyframe, t, m, newest)
+        self._refused: list[tuple[_Keyframe, float, np.ndarray, float]] = []
         self._model: Callable[[float], float] | None = None
 
     # -- public -------------------------------------------------------------------------------
@@ -408,11 +411,16 @@ class LipidTracker:
                 if not self._curve:  # the interval's first measurement
                     self._place_first(key, t_mid, shift)
                     measured = True
-                elif self._plausible(t_mid, key.m + shift):
+                else:
                     half = 0.5 * (self._frames[-1][0] - self._frames[-1 - key.lag][0])
                     m = key.m + shift - self._bend(t_mid, half)
-                    self._curve.add(t_mid - self._t0, m, self._frames[-1][0] - self._t0)
-                    measured = True
+                    newest = self._frames[-1][0] - self._t0
+                    if self._plausible(t_mid, key.m + shift):
+                        self._refused.clear()
+                        self._curve.add(t_mid - self._t0, m, newest)
+                        measured = True
+                    else:
+                        measured = self._take_refused(key, t_mid - self._t0, m, newest)
         if measured:
             self._last_key = (key, shifts, ok)
             if not self._anchored and len(self._curve) >= ANCHOR_SAMPLES:
@@ -477,6 +485,34 @@ class LipidTracker:
             return False
         self._crept = m
         return crept is not None and float(np.hypot(*(m - crept))) <= OUTLIER_STEPS * self._step
+
+    def _take_refused(self, key: _Keyframe, t: float, m: np.ndarray, newest: float) -> bool:
+        """Keep a sample refused as implausible; take it and those before it if they agree.
+
+        Refused samples in a row, from one keyframe and on the line through each other, say
+        the curve's prediction was off, not they: after the smeared frames of a saccade just
+        after a blink the curve, carried on no further than its few samples span, fell behind
+        a layer moving 6 px a frame, three such samples were refused and the keyframe placed
+        at the stale prediction lost 28 px of a 216 px travel (closures seed 10301). A layer
+        at rest keeps its gate: there the film's own changes agree with themselves too.
+        """
+        if self._resting() or (self._refused and self._refused[-1][0] is not key):
+            self._refused.clear()
+            return False
+        self._refused.append((key, t, m, newest))
+        if len(self._refused) < CONFIRM_SAMPLES:
+            return False
+        ts = np.array([r[1] for r in self._refused])
+        ms = np.array([r[2] for r in self._refused])
+        line = [np.polyval(np.polyfit(ts, ms[:, k], 1), ts) for k in range(2)]
+        off = np.hypot(ms[:, 0] - line[0], ms[:, 1] - line[1])
+        if np.ptp(ts) <= 0 or float(off.max()) > OUTLIER_STEPS * self._step:
+            self._refused.pop(0)
+            return False
+        for _, tk, mk, nk in self._refused:
+            self._curve.add(tk, mk, nk)
+        self._refused.clear()
+        return True
 
     def _keyframe_done(self, key: _Keyframe, ok: np.ndarray, working: bool) -> bool:
         """Whether to start a new keyframe: old, far, failing, short of features, wrong lag.
