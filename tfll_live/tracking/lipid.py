@@ -283,6 +283,7 @@ class LipidTracker:
     def truncate(self, before_s: float) -> None:
         """Forget what frames from ``before_s`` on showed (they were in a blink after all)."""
         self._curve.truncate(before_s - self._t0)
+        self._crept, self._refused = None, []  # samples waiting for confirmation used them too
         open_ = [f[0] - self._t0 for f in self._frames if f[0] < before_s]
         self._until = min(self._until, open_[-1] if open_ else 0.0)
 
@@ -504,9 +505,7 @@ class LipidTracker:
             return False
         ts = np.array([r[1] for r in self._refused])
         ms = np.array([r[2] for r in self._refused])
-        line = [np.polyval(np.polyfit(ts, ms[:, k], 1), ts) for k in range(2)]
-        off = np.hypot(ms[:, 0] - line[0], ms[:, 1] - line[1])
-        if np.ptp(ts) <= 0 or float(off.max()) > OUTLIER_STEPS * self._step:
+        if not _on_a_line(ts, ms, OUTLIER_STEPS * self._step):
             self._refused.pop(0)
             return False
         for _, tk, mk, nk in self._refused:
@@ -675,6 +674,14 @@ def _lag_fits(lag: int, wanted: int) -> bool:
     never saw the layer move again.
     """
     return LAG_RANGE[0] * lag <= wanted <= LAG_RANGE[1] * lag
+
+
+def _on_a_line(t: np.ndarray, m: np.ndarray, within_px: float) -> bool:
+    """Whether the displacements ``m`` (n, 2) at times ``t`` lie on a line through them."""
+    if np.ptp(t) <= 0:
+        return False
+    line = np.column_stack([np.polyval(np.polyfit(t, m[:, k], 1), t) for k in range(2)])
+    return float(np.hypot(*(m - line).T).max()) <= within_px
 
 
 def _robust_poly(t: np.ndarray, y: np.ndarray, degree: int, outlier_px: float) -> np.ndarray:
