@@ -462,7 +462,11 @@ class LipidTracker:
         return np.clip(bend, -BEND_MAX * self._step, BEND_MAX * self._step)
 
     def _plausible(self, t_mid: float, m: np.ndarray) -> bool:
-        """A sample near the curve's prediction (the layer moves smoothly)."""
+        """A sample near the curve's prediction (the layer moves smoothly).
+
+        Not a pure check: at rest it remembers a sample that shows a creep, which the next
+        sample must confirm.
+        """
         if len(self._curve) < 3:
             return True
         pred = self._at(t_mid - self._t0)
