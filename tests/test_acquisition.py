@@ -68,9 +68,13 @@ def test_frames_reach_the_tracker_in_order_with_counts_and_events():
     assert stats.tracked == len(got.results) >= 100
     frames = [r.frame for r in got.results]
     assert frames[0] == 0 and frames == sorted(set(frames)) and frames[-1] < stats.acquired
-    # a result is numbered by the camera frame it belongs to, and timed by the camera (5 ms
-    # apart), not by the jittery arrival times
-    assert [r.time_s for r in got.results] == pytest.approx([f * 0.005 for f in frames])
+    # a result is numbered by the camera frame it belongs to, and timed by the camera, not by
+    # the jittery arrival times: on the camera's 5 ms clock, each frame at least a slot after
+    # the one before (a camera that fell behind on a busy machine skipped slots, never frames)
+    slots = np.array([r.time_s for r in got.results]) / 0.005
+    np.testing.assert_allclose(slots, np.round(slots), atol=1e-6)
+    slots = np.round(slots).astype(int)
+    assert slots[0] == 0 and np.all(np.diff(slots) >= np.diff(frames))
     assert got.stopped == [stats] and got.errors == []
     assert stats.latency_ms_median == stats.latency_ms_median  # measured (not NaN)
     frame, result = loop.latest()  # type: ignore[misc]
@@ -80,8 +84,10 @@ def test_frames_reach_the_tracker_in_order_with_counts_and_events():
 
 def test_blinks_and_intervals_are_emitted_as_they_happen():
     # the first blink once the tracker has found the pupil (its search at the start may leave
-    # it a few tenths of a second behind on a busy machine, and it then skips to newer frames)
-    cfg = SynthConfig(height=120, width=160, fps=200.0, n_frames=2000, seed=4,
+    # it a few tenths of a second behind on a busy machine, and it then skips to newer frames);
+    # at 100 frames/s the tracker keeps up on a slow machine, at 200 it skipped the blink's
+    # first frames now and then
+    cfg = SynthConfig(height=120, width=160, fps=100.0, n_frames=1000, seed=4,
                       first_blink_s=(0.8, 0.8), blink_interval_s=(1.2, 1.4))
     loop = CaptureLoop(make_core(synth=cfg))
     blinks, intervals, times = [], [], {}

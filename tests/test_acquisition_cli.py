@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -47,9 +48,13 @@ def test_live_records_for_a_duration_and_summarises(tmp_path, small_cfg):
     assert "take.ome.zarr" in summary
     assert "acquired" in proc.stderr and "tracked" in proc.stderr  # the status line
     doc = read_results(tmp_path / "take.tfll")
+    # the rate the camera delivered, by its frames' own times: at most the 200 frames/s asked
+    # for (a camera that cannot keep up on a busy machine runs evenly slower, and says so)
+    delivered = float(re.search(r"([\d.]+) frames/s of 200\.0 requested", summary).group(1))
+    assert 100.0 <= delivered <= 200.5
     with open_stream(tmp_path / "take.ome.zarr") as src:
-        # the delivered rate, by the frames' real times (a busy machine may cost an exposure)
-        assert src.n_frames == doc["n_frames"] >= 100 and src.fps == pytest.approx(200.0, rel=0.05)
+        assert src.n_frames == doc["n_frames"] >= 100
+        assert src.fps == pytest.approx(delivered, rel=0.02)
     assert f"recorded {doc['n_frames']} frames" in summary
 
 

@@ -236,10 +236,13 @@ def test_replay_plays_a_recording_to_its_end_and_the_widget_notices(widget, qtbo
     w.loop_check.setChecked(False)
     assert w.start_live(), w.message_label.text()
     qtbot.waitUntil(lambda: not w.is_live and not w.timer.isActive(), timeout=30_000)
-    # the loop ended by itself: controls are back, every frame was tracked and seen by the GUI
+    # the loop ended by itself: controls are back, every frame was delivered, and the GUI saw
+    # every result (a tracker behind after its pupil search skips to newer frames, as live)
     assert w.camera_combo.isEnabled() and not w.record_button.isEnabled()
     assert w.live_button.text() == "Start live"
-    assert w.loop.stats.tracked == 40 == w.feed.n_received
+    stats = w.loop.stats
+    assert stats.acquired == 40 == stats.tracked + stats.untracked and stats.lost == 0
+    assert w.feed.n_received == stats.tracked >= 20
     assert "stopped" in w.status_label.text()
 
 

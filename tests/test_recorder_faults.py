@@ -43,15 +43,15 @@ loop.events.recording_stopped.connect(lambda p, e: events.append(("stopped", str
 loop.start()
 path = loop.start_recording(out, fmt)
 print(json.dumps({"path": str(path)}), flush=True)
-t_end = None
+at_fault = None
 while True:
     time.sleep(0.02)
     s = loop.stats
     print(json.dumps({"recorded": s.recorded, "tracked": s.tracked, "running": loop.is_running,
                       "events": events}), flush=True)
-    if events and t_end is None:
-        t_end = time.monotonic() + 0.5   # keep going a little after the fault
-    if t_end is not None and time.monotonic() > t_end:
+    if events and at_fault is None:  # keep going after the fault: 60 more frames tracked
+        at_fault = (s.tracked, time.monotonic() + 20.0)
+    if at_fault is not None and (s.tracked > at_fault[0] + 60 or time.monotonic() > at_fault[1]):
         break
 stats = loop.stop()
 report = {"final": {"recorded": stats.recorded, "tracked": stats.tracked,
