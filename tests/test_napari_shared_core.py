@@ -55,7 +55,9 @@ def test_the_dock_uses_the_camera_a_pymmcore_widgets_widget_loaded(
     try:
         assert w.start_live(), w.message_label.text()
         assert w.loop.core is core
-        qtbot.waitUntil(lambda: w.loop.stats.tracked > 20, timeout=20_000)
+        # the status line names the state of the frame on show: wait for the display's tick
+        qtbot.waitUntil(lambda: w.loop.stats.tracked > 20 and w.last_shown is not None,
+                        timeout=20_000)
         w._status()
         assert "NO EYE IN VIEW" in w.status_label.text()  # the demo camera shows waves
     finally:
