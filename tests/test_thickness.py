@@ -1,5 +1,6 @@
 """Lipid thickness from interference colours, scored against synthetic ground truth."""
 
+import copy
 import json
 
 import numpy as np
@@ -131,6 +132,19 @@ def test_refits_after_the_first_are_spread_over_pushes(monkeypatch):
     # and the later searches still run, in slices: more than a search's work in all
     assert (later - np.minimum(later, own)).sum() > 3 * first
     assert len(errs) > 30 and np.median(np.abs(errs)) <= 10
+
+
+def test_an_estimator_copies_while_a_refit_is_under_way():
+    """A live recording's analysis finishes a deep copy of the tracker, whenever it ends."""
+    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=60, seed=32))
+    est = ThicknessEstimator()
+    pixels = [stream.region_pixels(i) for i in range(0, 60, 4)]
+    for x, grp in pixels[:12]:  # the search at push 10 runs in slices over the pushes after it
+        est.push(x, grp)
+    clone = copy.deepcopy(est)
+    x, grp = pixels[12]
+    assert clone.push(x, grp) == pytest.approx(est.push(x, grp), abs=1e-9)  # the same fit so far
+    assert clone._reservoir is not est._reservoir
 
 
 def test_too_few_or_flat_pixels_give_none():

@@ -34,6 +34,7 @@ and exposure also fixes the gain, which thin layers alone determine poorly.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import deque
 from collections.abc import Generator, Sequence
@@ -337,6 +338,18 @@ class ThicknessEstimator:
         self._next_search = 0
         self._refit: Generator[int, None, None] | None = None
         self.last: ThicknessFit | None = None
+
+    def __deepcopy__(self, memo: dict) -> ThicknessEstimator:
+        """A copy that leaves the refit under way behind (a generator cannot be copied).
+
+        The copy estimates with the fit it has until its own next refit. A live recording's
+        analysis finishes a copy of the tracker (``Session.summary_so_far``); that uses no refit.
+        """
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            setattr(clone, name, None if name == "_refit" else copy.deepcopy(value, memo))
+        return clone
 
     # -- public -------------------------------------------------------------------------------
     def push(self, rgb_pixels: np.ndarray, groups: np.ndarray | None = None) -> float | None:
