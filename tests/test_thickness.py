@@ -1,12 +1,10 @@
 """Lipid thickness from interference colours, scored against synthetic ground truth."""
 
-import copy
 import json
 
 import numpy as np
 import pytest
 
-from tfll_live import thickness
 from tfll_live.synth import FilmLook, SynthConfig, SyntheticStream
 from tfll_live.thickness import (
     Calibration,
@@ -100,51 +98,6 @@ def test_mono_pixels_are_refused_with_a_reason():
     with pytest.raises(ThicknessUnavailable, match="mono camera") as info:
         est.push(np.zeros((500, 1)))
     assert "colour" in info.value.reason
-
-
-def test_refits_after_the_first_are_spread_over_pushes(monkeypatch):
-    """No push after the first does a whole search: one stalled a frame for 150-250 ms."""
-    assigned = [0]
-    real = thickness._assign
-
-    def counting(x, *args):
-        assigned[-1] += len(x)
-        return real(x, *args)
-
-    monkeypatch.setattr(thickness, "_assign", counting)
-    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=600, seed=32,
-                                         film=FilmLook(thickness_nm=(40, 160))))
-    est = ThicknessEstimator()
-    errs = []
-    for i in range(0, len(stream), 3):
-        if not stream.truth.open[i]:
-            continue
-        x, grp = stream.region_pixels(i)
-        assigned.append(0)
-        v = est.push(x, grp)
-        if v is not None and 30 <= stream.truth.thickness_nm[i] <= 180:
-            errs.append(v - stream.truth.thickness_nm[i])
-    first, later = assigned[1], np.array(assigned[2:])
-    own = est.max_pixels  # every push assigns its own pixels once
-    step = thickness.FIT_PIXELS  # a slice may end one step (all the fit pixels) over
-    assert first > 20 * thickness.SLICE_PIXELS  # the first search runs at once
-    assert later.max() <= own + thickness.SLICE_PIXELS + step
-    # and the later searches still run, in slices: more than a search's work in all
-    assert (later - np.minimum(later, own)).sum() > 3 * first
-    assert len(errs) > 30 and np.median(np.abs(errs)) <= 10
-
-
-def test_an_estimator_copies_while_a_refit_is_under_way():
-    """A live recording's analysis finishes a deep copy of the tracker, whenever it ends."""
-    stream = SyntheticStream(SynthConfig(height=240, width=320, n_frames=60, seed=32))
-    est = ThicknessEstimator()
-    pixels = [stream.region_pixels(i) for i in range(0, 60, 4)]
-    for x, grp in pixels[:12]:  # the search at push 10 runs in slices over the pushes after it
-        est.push(x, grp)
-    clone = copy.deepcopy(est)
-    x, grp = pixels[12]
-    assert clone.push(x, grp) == pytest.approx(est.push(x, grp), abs=1e-9)  # the same fit so far
-    assert clone._reservoir is not est._reservoir
 
 
 def test_too_few_or_flat_pixels_give_none():

@@ -34,10 +34,9 @@ and exposure also fixes the gain, which thin layers alone determine poorly.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +57,6 @@ FIT_PIXELS = 3000  # at most this many reservoir pixels per refit
 LAYER_SPREAD_NM = 60.0  # typical interquartile range of thickness over a region (the prior)
 SEARCH_FINALISTS = 4  # starts of the global search refined on all the pixels
 COARSE = 4  # curve points (nm) between candidates of the first, coarse nearest-point pass
-# A refit runs a slice of about this many pixel assignments per push: a global search (~400k)
-# done in one push stalled that frame for 150-250 ms, eight times the tracker's p99 budget
-SLICE_PIXELS = 6_000
-STEP_PIXELS = 500  # what one least-squares step costs beyond its pixels, in pixels
 # references closer in thickness than this give no black level (their colours nearly coincide)
 GAIN_RANGE = (1e-3, 1e3)
 """Relative channel gains a camera can have (``fit`` makes their mean 1); outside: a typo."""
@@ -295,9 +290,8 @@ class ThicknessEstimator:
     they are fitted over a reservoir of pixels from many frames (several blinks' worth of
     different layers: a longer, better-conditioned arc of the colour curve), refitted every
     ``refit_every`` frames and searched globally on a doubling schedule (pushes 0, 10, 20,
-    40, ...); each frame then only assigns its pixels to the curve (~1 ms for 1500 pixels).
-    A refit runs in slices over the pushes that follow (``SLICE_PIXELS`` each), so no frame
-    waits for a whole search; only the first, with no gain to estimate by yet, runs at once.
+    40, ...); each frame then only assigns its pixels to the curve (~1-2 ms for 1500 pixels;
+    a global search takes ~50 ms).
     """
 
     def __init__(
@@ -336,20 +330,7 @@ class ThicknessEstimator:
         self._reservoir: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=self._reservoir_frames)
         self._pushes = 0
         self._next_search = 0
-        self._refit: Generator[int, None, None] | None = None
         self.last: ThicknessFit | None = None
-
-    def __deepcopy__(self, memo: dict) -> ThicknessEstimator:
-        """A copy that leaves the refit under way behind (a generator cannot be copied).
-
-        The copy estimates with the fit it has until its own next refit. A live recording's
-        analysis finishes a copy of the tracker (``Session.summary_so_far``); that uses no refit.
-        """
-        clone = object.__new__(type(self))
-        memo[id(self)] = clone
-        for name, value in self.__dict__.items():
-            setattr(clone, name, None if name == "_refit" else copy.deepcopy(value, memo))
-        return clone
 
     # -- public -------------------------------------------------------------------------------
     def push(self, rgb_pixels: np.ndarray, groups: np.ndarray | None = None) -> float | None:
@@ -373,10 +354,7 @@ class ThicknessEstimator:
         if self._pushes % self.refit_every == 0:
             keep = self._rng.choice(len(x), min(len(x), RESERVOIR_PIXELS), replace=False)
             self._reservoir.append((x[keep], grp[keep]))
-            if self._refit is None:
-                self._refit = self._refitting(x, grp)
-        if self._refit is not None:
-            self._advance_refit(np.inf if self._gain is None else SLICE_PIXELS)
+            self._refit(x, grp)
         self._pushes += 1
         if self._gain is None:
             return None
@@ -391,26 +369,11 @@ class ThicknessEstimator:
         return float(med)
 
     # -- internals ----------------------------------------------------------------------------
-    def _advance_refit(self, budget: float) -> None:
-        """Run the refit under way for about ``budget`` pixel assignments (or to its end)."""
-        assert self._refit is not None
-        spent = 0
-        while spent < budget:
-            try:
-                spent += next(self._refit)
-            except StopIteration:
-                self._refit = None
-                return
-
-    def _refitting(self, frame_x: np.ndarray, frame_grp: np.ndarray) -> Generator[int, None, None]:
+    def _refit(self, frame_x: np.ndarray, frame_grp: np.ndarray) -> None:
         """Refit gain and backgrounds on the reservoir (warm, and globally when due).
 
         Until the reservoir holds more pixels than this frame, this frame's pixels are used.
-        Yields the cost of each step (pixels assigned); sets the fit when it ends.
         """
-        search = self._pushes >= self._next_search
-        if search:
-            self._next_search = max(2 * self._pushes, self.refit_every)
         x = np.concatenate([r[0] for r in self._reservoir])
         raw = np.concatenate([r[1] for r in self._reservoir])
         if len(x) < len(frame_x):
@@ -429,10 +392,10 @@ class ThicknessEstimator:
                     for j, lab in enumerate(labels)
                 ]
             )
-            free = self._fixed_gain is None
-            candidates.append((yield from _alternating(x, grp, self._gain, o0, self, 4, free)))
-        if search:
-            candidates.append((yield from self._search(x, grp, len(labels))))
+            candidates.append(_alternate(x, grp, self._gain, o0, self, 4, self._fixed_gain is None))
+        if self._pushes >= self._next_search:
+            self._next_search = max(2 * self._pushes, self.refit_every)
+            candidates.append(self._search(x, grp, len(labels)))
         good = [c for c in candidates if np.isfinite(self._score(c))]
         if not good:
             return
@@ -456,7 +419,7 @@ class ThicknessEstimator:
 
     def _search(
         self, x: np.ndarray, grp: np.ndarray, n_groups: int
-    ) -> Generator[int, None, tuple[float, np.ndarray, np.ndarray, float]]:
+    ) -> tuple[float, np.ndarray, np.ndarray, float]:
         """Global multi-start fit: several starting thicknesses and gains, best kept."""
         sub = self._rng.choice(len(x), min(len(x), 300), replace=False)
         xs, gs = x[sub], grp[sub]
@@ -478,16 +441,14 @@ class ThicknessEstimator:
                         for j in range(n_groups)
                     ]
                 )
-                g, o, _, obj = yield from _alternating(xs, gs, g0, o0, self, 6, free)
+                g, o, _, obj = _alternate(xs, gs, g0, o0, self, 6, free)
                 if g > 0 and np.isfinite(obj):
                     found.append((obj, g, o))
         if not found:
             return -1.0, np.zeros((n_groups, 3)), np.zeros(0, np.int64), np.inf
         # the few best starts, refined on all the pixels: a subsample can rank near-ties wrongly
         found.sort(key=lambda f: f[0])
-        finals = []
-        for _, g, o in found[:SEARCH_FINALISTS]:
-            finals.append((yield from _alternating(x, grp, g, o, self, 8, free)))
+        finals = [_alternate(x, grp, g, o, self, 8, free) for _, g, o in found[:SEARCH_FINALISTS]]
         return min(finals, key=self._score)
 
 
@@ -503,22 +464,21 @@ def _assign(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest curve point (whitened distance) of every pixel: index and squared distance.
 
-    Coarse to fine: every ``COARSE``-th point of the curve first, ranked by ``|c|^2 - 2 x.c``
-    (``|x|^2`` ranks nothing), then the neighbours of the best one by their exact distance.
-    A channel at a time throughout: numpy is slow on a last axis of 3, and a matrix product's
-    BLAS threads cost more than they save (3x slower with the other core busy).
+    Coarse to fine: every ``COARSE``-th point of the curve first, then the neighbours of the
+    best one. Plain broadcasting, not a matrix product: with three channels BLAS only adds
+    threading overhead.
     """
-    xt = np.ascontiguousarray(((x - offsets[grp]) @ est._whiten).T, np.float32)
-    ct = np.ascontiguousarray((gain * est._curve_w).T, np.float32)
-    coarse = ct[:, ::COARSE]
-    rank = np.square(coarse).sum(axis=0) + np.multiply.outer(-2.0 * xt[0], coarse[0])
-    rank += np.multiply.outer(-2.0 * xt[1], coarse[1])
-    rank += np.multiply.outer(-2.0 * xt[2], coarse[2])
-    k0 = rank.argmin(axis=1) * COARSE
-    near = np.clip(k0[:, None] + np.arange(-COARSE, COARSE + 1)[None, :], 0, ct.shape[1] - 1)
+    xw = ((x - offsets[grp]) @ est._whiten).astype(np.float32)
+    cw = (gain * est._curve_w).astype(np.float32)
+    coarse = cw[::COARSE]
+    e = np.zeros((len(x), len(coarse)), np.float32)
+    for c in range(3):
+        e += np.square(xw[:, c : c + 1] - coarse[None, :, c])
+    k0 = e.argmin(axis=1) * COARSE
+    near = np.clip(k0[:, None] + np.arange(-COARSE, COARSE + 1)[None, :], 0, len(cw) - 1)
     e = np.zeros(near.shape, np.float32)
-    for curve_c, x_c in zip(ct, xt, strict=True):
-        e += np.square(curve_c[near] - x_c[:, None])
+    for c in range(3):
+        e += np.square(xw[:, c : c + 1] - cw[near, c])
     j = e.argmin(axis=1)
     rows = np.arange(len(x))
     return near[rows, j], e[rows, j].astype(np.float64)
@@ -538,34 +498,13 @@ def _alternate(
     iters: int,
     free_gain: bool,
 ) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """``_alternating`` run to its end, at once."""
-    steps = _alternating(x, grp, gain, offsets, est, iters, free_gain)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            return done.value
-
-
-def _alternating(
-    x: np.ndarray,
-    grp: np.ndarray,
-    gain: float,
-    offsets: np.ndarray,
-    est: ThicknessEstimator,
-    iters: int,
-    free_gain: bool,
-) -> Generator[int, None, tuple[float, np.ndarray, np.ndarray, float]]:
     """Alternate nearest-point assignment and least squares for gain and group offsets.
 
-    Yields the cost of each step just done (pixels assigned); returns gain, offsets, curve
-    indices and the mean squared distance (outliers capped).
+    Returns gain, offsets, curve indices and the mean squared distance (outliers capped).
     """
     offsets = offsets.copy()
     n_groups = len(offsets)
-    for step in range(iters):
-        if step:
-            yield len(x) + STEP_PIXELS
+    for _ in range(iters):
         k, e = _assign(x, grp, gain, offsets, est)
         keep = e <= OUTLIER_RATIO * np.median(e)
         lk, xk, gk = est._curve[k[keep]], x[keep], grp[keep]
@@ -585,10 +524,8 @@ def _alternating(
             if gain <= 0:
                 return gain, offsets, k, np.inf
         offsets[present] = x_mean[present] - gain * l_mean[present]
-    yield len(x) + STEP_PIXELS
     k, e = _assign(x, grp, gain, offsets, est)
     obj = float(np.mean(np.minimum(e, OUTLIER_RATIO * np.median(e))))
-    yield len(x)
     return gain, offsets, k, obj
 
 
