@@ -97,15 +97,20 @@ def test_blinks_and_intervals_are_emitted_as_they_happen():
     loop.events.interval_fit.connect(intervals.append)
     loop.events.frame_tracked.connect(lambda r: times.__setitem__(r.frame, r.time_s))
     loop.start()
-    assert wait_until(lambda: len(blinks) >= 2, timeout_s=20)
+    assert wait_until(lambda: len(blinks) >= 2, timeout_s=40)
     loop.stop()
     truth = SyntheticStream(cfg).truth
-    # by time: a camera that falls behind its 200 frames/s shows the eye at the real times
-    # its frames were taken, so frame numbers drift from the truth's
-    # (the first one found: a tracker still searching for the pupil at the start may miss one)
+    # by time: a camera that falls behind shows the eye at the real times its frames were
+    # taken, so frame numbers drift from the truth's
+    # (the first one found: a tracker still searching for the pupil at the start may miss one).
+    # A tracker that fell behind skipped frames: the start lies between the last frame it saw
+    # before the blink and the first it saw in it, to within the detector's few frames
     started = times[blinks[0].start_frame]
+    seen_before = max((t for t in times.values() if t < started), default=0.0)
     true_starts = np.array([truth.time_s[b["start_frame"]] for b in truth.blinks])
-    assert np.min(np.abs(started - true_starts)) <= 4 / cfg.fps + 0.01
+    slack = 4 / cfg.fps + 0.01
+    assert np.any((true_starts >= seen_before - slack) & (true_starts <= started + slack)), (
+        seen_before, started, true_starts)
     assert len(intervals) >= 2  # closed by each blink, and the open one closed by stop()
     assert [iv.index for iv in intervals] == sorted({iv.index for iv in intervals})
 
@@ -212,7 +217,10 @@ def test_switching_camera_while_live(tmp_path):
 
 
 def test_set_tracker_config_applies_from_the_next_frame_and_not_while_recording(tmp_path):
-    loop = CaptureLoop(make_core(synth=FAST), max_track_lag_s=10.0)  # no frame skipped
+    # no frame skipped; at 50 frames/s the backlog the new session waits behind stays short
+    # (at 200 a loaded machine's tracker fell seconds behind)
+    slow = SynthConfig(height=120, width=160, fps=50.0, n_frames=400, seed=2)
+    loop = CaptureLoop(make_core(synth=slow), max_track_lag_s=10.0)
     got = Collect(loop)
     loop.start()
     assert wait_until(lambda: len(got.results) >= 10)
@@ -222,7 +230,7 @@ def test_set_tracker_config_applies_from_the_next_frame_and_not_while_recording(
     last = got.results[n - 1].frame
     assert loop.tracker_config == new
     # a new session started: frame numbers start again (after frames already handed over)
-    assert wait_until(lambda: any(r.frame < last for r in got.results[n:]))
+    assert wait_until(lambda: any(r.frame < last for r in got.results[n:]), timeout_s=60)
     loop.start_recording(tmp_path / "rec")
     with pytest.raises(RuntimeError, match="stop recording"):
         loop.set_tracker_config(TrackerConfig())
@@ -428,7 +436,11 @@ def test_a_slowed_tracker_on_the_democamera_loses_no_recorded_frame(demo_cfg, tm
 
     with open_stream(path) as src:
         assert src.n_frames == stats.acquired and src.shape == (512, 512)
-        assert src.times_s is not None and src.fps == pytest.approx(100.0, rel=0.25)
+        # the frames' real times: the rate they give is the one the camera delivered (~95 of
+        # the 100 frames/s asked; a loaded machine's DemoCamera, which renders its frames on the
+        # CPU, delivered 41)
+        assert src.times_s is not None
+        assert src.fps == pytest.approx(stats.delivered_fps, rel=0.1) and src.fps <= 105
     # the pixel size of the core's pixel-size configuration, in µm, where OME tools read it
     import ome_types
     import zarr

@@ -92,7 +92,10 @@ def test_the_delivered_rate_is_said_against_the_requested_one_and_recorded_times
 
 
 def test_a_camera_that_keeps_up_is_not_said_to_fall_short():
-    loop = CaptureLoop(make_core(synth=KEEPS_UP))
+    # prerendered: producing a frame is a copy, so the camera keeps up on any machine (rendering
+    # each frame live, a loaded CI machine's camera ran evenly at 53 of 100 frames/s, and was
+    # rightly said to fall short)
+    loop = CaptureLoop(make_core(synth=KEEPS_UP, prerender=True))
     loop.start()
     assert wait_until(lambda: loop.stats.delivered_fps > 0, timeout_s=10.0)
     stats = loop.stop()
@@ -125,7 +128,7 @@ def test_result_latency_counts_from_the_camera_readout_so_late_frames_count_as_l
     late_s = np.array([_received(m) - float(m["tfll.readout_time"]) for m in mds])
     # the link's 0.4 s, plus what a loaded machine adds before the core hands a frame over
     assert SlowLinkCamera.LINK_S - 0.05 <= np.median(late_s) <= SlowLinkCamera.LINK_S + 0.2
-    assert stats.tracked >= 20  # enough results for a median (a loaded CI machine tracked 48)
+    assert stats.tracked >= 10  # enough results for a median (a loaded machine tracked 19)
     # measured from the core's receipt, the latency was tens of ms: the link's 0.4 s was hidden
     assert stats.latency_ms_median >= 1000 * SlowLinkCamera.LINK_S
     assert stats.latency_ms_p95 >= stats.latency_ms_median

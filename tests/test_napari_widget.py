@@ -38,7 +38,7 @@ def widget(make_napari_viewer, qtbot, fresh_global_core):
     w.stop_live()
 
 
-def wait_for_points(widget, qtbot, timeout_ms=20_000):
+def wait_for_points(widget, qtbot, timeout_ms=60_000):
     """Wait until the display shows a frame with tracked features."""
     qtbot.waitUntil(lambda: widget.last_shown is not None and widget.last_shown.n_tracked > 0
                     and POINTS in widget.viewer.layers, timeout=timeout_ms)
@@ -159,8 +159,12 @@ def test_recording_from_the_widget_reopens_with_the_reader(widget, qtbot, tmp_pa
     image, kind = kinds[path.name.split(".")[0]]
     assert kind == "image" and image.shape[0] == recorded
     np.testing.assert_array_equal(np.asarray(image[0]), first)
+    # (a track needs two points: a short recording on a loaded machine may end an interval
+    # one tracked frame after its lipid was first measured)
     interval = cols["interval"]
-    with_lipid = {int(k) for k in np.unique(interval[np.isfinite(cols["lipid_dy_px"])]) if k >= 0}
+    measured = np.isfinite(cols["lipid_dy_px"]) & np.isfinite(cols["eye_dy_px"])
+    with_lipid = {int(k) for k in np.unique(interval) if k >= 0
+                  and np.count_nonzero(measured & (interval == k)) >= 2}
     lipid = [v for k, v in kinds.items() if k.endswith("lipid displacement")]
     if with_lipid:
         data, kind = lipid[0]
@@ -218,7 +222,11 @@ def test_a_time_limit_set_in_the_dock_stops_the_recording_by_itself(widget, qtbo
     widget.stop_live()
     with open_stream(path) as src:
         recorded = src.n_frames
-    assert 0.8 * 1.2 * FPS <= recorded <= 1.2 * FPS + 1
+        times = np.asarray(src.times_s, float)
+    # the frames of the first 1.2 s by the camera's clock, up to the limit: within the camera's
+    # next frame (a loaded machine's camera skips exposures; its longest gap says how far)
+    assert recorded <= 1.2 * FPS + 1 and times[-1] < 1.2
+    assert 1.2 - times[-1] <= max(0.25, float(np.max(np.diff(times)))) + 1 / FPS
     analysis = Path(str(path.parent / path.name.split(".")[0]) + ".tfll")
     doc = read_results(analysis)
     assert doc["n_frames"] == recorded
