@@ -18,6 +18,11 @@ REDETECT_EVERY = 15  # frames between full searches while the pupil is lost (~80
 MIN_INLIERS = 0.45
 NEAR_REACH = (0.5, 1.0)  # guesses this many pupil radii from the last place, after a blink
 NEAR_DIRECTIONS = 8
+# of those guesses, this many a frame, in turn, while the margin stays hidden: all 16 refits in
+# every frame under a closed lid made a blink frame cost 4x an open one, so on a busy machine the
+# tracker fell behind in every blink and skipped its frames. An eye found a few frames late only
+# delays the blink's end being known (the end is backdated to the lid's last movement)
+NEAR_PER_FRAME = 4
 SETTLE_FRAMES = 3  # consecutive good pupil fits before the first one becomes the reference
 # share of the margin on its circle to within a pixel: 0.8-1.0 for an open eye, below 0.55
 # while the lid covers part of the pupil (the robust fit's inlier share stays near 1 there)
@@ -47,6 +52,7 @@ class Stabilizer:
         self._motion = (0.0, 0.0)
         self._since_search = REDETECT_EVERY
         self._streak = 0
+        self._next_guess = 0  # which guess around the last place comes next
         self._first_seen: np.ndarray | None = None  # the frame that began the settling streak
 
     def seed(self, pupil: Circle) -> None:
@@ -117,12 +123,16 @@ class Stabilizer:
     def _whole_margin(self, gray: np.ndarray) -> Circle | None:
         """The pupil if its margin is seen whole, else None.
 
-        Looked for near its last place, and every few frames anywhere: the eye may have moved
-        far while the lid covered it.
+        Looked for at its last place, every few frames around it, and now and then anywhere:
+        the eye may have moved far while the lid covered it.
         """
-        found = None if self._last is None else self._round_fit_near(gray, self._last)
+        found = None
+        if self._last is not None:
+            found = self._round_fit(gray, self._last)
+            if found is None:
+                found = self._round_fit_around(gray, self._last)
         if found is not None:
-            self._since_search = 0
+            self._since_search = self._next_guess = 0
         else:
             self._since_search += 1
             if self._since_search >= REDETECT_EVERY:
@@ -133,26 +143,27 @@ class Stabilizer:
             self._last = found
         return found
 
-    def _round_fit_near(self, gray: np.ndarray, last: Circle) -> Circle | None:
-        """The whole pupil refitted from its last place, or from guesses around it.
+    def _round_fit_around(self, gray: np.ndarray, last: Circle) -> Circle | None:
+        """The whole pupil refitted from the next few guesses around its last place.
 
         The eye may have moved while the lid covered it, by up to a pupil radius or so (a
         saccade under a long closure): rays cast from a centre that far off miss much of the
         margin, and a full search, which would find it, runs only every few frames.
         """
-        found = self._round_fit(gray, last)
-        if found is not None:
-            return found
-        for reach in NEAR_REACH:
-            for angle in np.arange(NEAR_DIRECTIONS) * 2 * np.pi / NEAR_DIRECTIONS:
-                guess = Circle(
-                    last.x_px + reach * last.r_px * float(np.cos(angle)),
-                    last.y_px + reach * last.r_px * float(np.sin(angle)),
-                    last.r_px,
-                )
-                found = self._round_fit(gray, guess)
-                if found is not None:
-                    return found
+        n_guesses = len(NEAR_REACH) * NEAR_DIRECTIONS
+        for k in range(self._next_guess, self._next_guess + NEAR_PER_FRAME):
+            reach = NEAR_REACH[(k % n_guesses) // NEAR_DIRECTIONS]
+            angle = (k % NEAR_DIRECTIONS) * 2 * np.pi / NEAR_DIRECTIONS
+            guess = Circle(
+                last.x_px + reach * last.r_px * float(np.cos(angle)),
+                last.y_px + reach * last.r_px * float(np.sin(angle)),
+                last.r_px,
+            )
+            found = self._round_fit(gray, guess)
+            if found is not None:
+                self._next_guess = 0
+                return found
+        self._next_guess = (self._next_guess + NEAR_PER_FRAME) % n_guesses
         return None
 
     def _round_fit(self, gray: np.ndarray, guess: Circle) -> Circle | None:
