@@ -644,3 +644,26 @@ def test_a_faint_slow_layer_through_h264_is_followed_to_its_end():
              if abs(v.start_frame - true["start_frame"]) <= 5]
     assert iv.spread is not None
     assert iv.spread.amplitude_px == pytest.approx(true["amplitude_px"], rel=0.05)
+
+
+def test_each_early_keyframe_is_put_back_on_the_curve_when_its_start_is_placed():
+    # the first keyframe's samples failed for a few frames while the layer moved fastest; the
+    # next keyframe, placed from two samples carried on no further than they span, was 6 px
+    # short, and one quadratic through all the early samples kept that loss for good (another
+    # renderer's stream: 7-12 px of a 172 px travel at 30 frames/s)
+    from tfll_live.tracking.lipid import LipidTracker
+
+    def true(t):
+        return -150.0 * (1 - np.exp(-t / 2.0))
+
+    tracker = LipidTracker()
+    blank = np.zeros((240, 320), np.float32)
+    tracker.push(blank, np.full(blank.shape, 255, np.uint8), (0.0, 0.0), 0.0)  # its size
+    unknown = 5.0  # the first keyframe's place, before the start is known
+    for t in (0.100, 0.133):
+        tracker._curve.add(t, np.array([0.0, true(t) + unknown]), t, key=1)
+    for t in np.arange(0.30, 0.52, 1 / 30):
+        tracker._curve.add(t, np.array([0.0, true(t) + unknown + 6.0]), t, key=2)
+    tracker._anchor()
+    t, dy = tracker._curve.arrays()
+    np.testing.assert_allclose(dy, true(t), atol=0.5)

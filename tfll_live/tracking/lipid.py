@@ -98,20 +98,18 @@ class DisplacementCurve:
         self.t: list[float] = []
         self.m: list[np.ndarray] = []
         self.newest: list[float] = []
+        self.key: list[int] = []  # its keyframe's ``placed``
 
     def __len__(self) -> int:
         return len(self.t)
 
-    def add(self, t: float, m: np.ndarray, newest: float) -> None:
-        """A sample at time ``t`` (s since the interval start)."""
+    def add(self, t: float, m: np.ndarray, newest: float, key: int = 0) -> None:
+        """A sample at time ``t`` (s since the interval start), measured against ``key``."""
         k = bisect.bisect_right(self.t, t)
         self.t.insert(k, t)
         self.m.insert(k, np.asarray(m, float))
         self.newest.insert(k, newest)
-
-    def shift(self, offset: np.ndarray) -> None:
-        """Move every sample by ``offset``."""
-        self.m = [m + offset for m in self.m]
+        self.key.insert(k, key)
 
     def truncate(self, newest_before: float) -> None:
         """Drop samples that used a frame at or after ``newest_before``."""
@@ -119,6 +117,7 @@ class DisplacementCurve:
         self.t = [self.t[k] for k in keep]
         self.m = [self.m[k] for k in keep]
         self.newest = [self.newest[k] for k in keep]
+        self.key = [self.key[k] for k in keep]
 
     def at(self, t: float) -> np.ndarray:
         """The displacement at time ``t``: interpolated, or carried on at the recent speed.
@@ -191,6 +190,9 @@ class _Keyframe:
     m: np.ndarray  # the layer's displacement (x, y) at its midpoint time
     points: np.ndarray  # (N, 2) features, eye coordinates
     ids: np.ndarray
+    # which keyframe's place this one's rests on: its own if placed past the samples (carried
+    # on from their slope, it has an error of its own), else that of the one they came from
+    placed: int = 0
     misses: int = 0
     measured: int = 0  # samples it gave
 
@@ -216,6 +218,8 @@ class LipidTracker:
         self._t0 = 0.0
         self._until = 0.0
         self._key: _Keyframe | None = None
+        self._placed = 0  # the newest keyframe's ``placed``
+        self._n_keys = 0
         self._curve = DisplacementCurve()
         self._anchored = False
         self._lag_floor = 1  # raised while short lags show nothing but noise
@@ -349,7 +353,12 @@ class LipidTracker:
             - self._at(inside)
             + self._bend(t_mid, half)
         )
-        self._key = _Keyframe(self._frames[-1][0], t_mid, lag, image, region, m, points, ids)
+        self._n_keys += 1
+        if not self._curve or t > self._curve.t[-1]:
+            self._placed = self._n_keys
+        self._key = _Keyframe(
+            self._frames[-1][0], t_mid, lag, image, region, m, points, ids, self._placed
+        )
 
     def _choose_lag(self) -> int:
         """Frames between a difference's two images so that the layer moves about a step."""
@@ -418,7 +427,7 @@ class LipidTracker:
                     newest = self._frames[-1][0] - self._t0
                     if self._plausible(t_mid, key.m + shift):
                         self._refused.clear()
-                        self._curve.add(t_mid - self._t0, m, newest)
+                        self._curve.add(t_mid - self._t0, m, newest, key.placed)
                         measured = True
                     else:
                         measured = self._take_refused(key, t_mid - self._t0, m, newest)
@@ -512,8 +521,8 @@ class LipidTracker:
         if not _on_a_line(ts, ms, OUTLIER_STEPS * self._step):
             self._refused.pop(0)
             return False
-        for _, tk, mk, nk in self._refused:
-            self._curve.add(tk, mk, nk)
+        for refused_key, tk, mk, nk in self._refused:
+            self._curve.add(tk, mk, nk, refused_key.placed)
         self._refused.clear()
         return True
 
@@ -587,21 +596,34 @@ class LipidTracker:
         """
         speed = shift / max(t_mid - key.t_mid, 1e-9)
         key.m = speed * (key.t_mid - self._t0)
-        self._curve.add(key.t_mid - self._t0, key.m, key.time_s - self._t0)
-        self._curve.add(t_mid - self._t0, key.m + shift, self._frames[-1][0] - self._t0)
+        self._curve.add(key.t_mid - self._t0, key.m, key.time_s - self._t0, key.placed)
+        self._curve.add(
+            t_mid - self._t0, key.m + shift, self._frames[-1][0] - self._t0, key.placed
+        )
 
     def _anchor(self) -> None:
-        """Shift the first samples so that the curve through them starts at 0.
+        """Place the first samples so that the curve through them starts at 0.
 
-        All samples so far share the first difference's unknown place; a quadratic through
-        them, carried back to the interval's first frame, must give 0 there.
+        The first keyframe's samples share its unknown place. A keyframe placed past the last
+        sample was carried on from the samples' slope no further than they span (a few samples
+        a frame apart give a poor one): where the first samples failed for a few frames, while
+        the layer moves fastest, it was placed that many frames' travel short (6 px of a 172 px
+        travel at 30 frames/s, on another renderer's stream). One quadratic through all of
+        them, with an offset for each such keyframe and those placed from its samples, puts
+        them on one curve, which, carried back to the interval's first frame, must give 0.
         """
         t = np.asarray(self._curve.t)
         m = np.array(self._curve.m)
-        start = np.array([_robust_poly(t, m[:, k], 2, self._outlier_px())[-1] for k in range(2)])
-        self._curve.shift(-start)
-        if self._key is not None:
-            self._key.m = self._key.m - start
+        keys, segment = np.unique(np.asarray(self._curve.key), return_inverse=True)
+        if t.size < len(keys) + 4:  # too few samples for an offset per keyframe
+            segment = np.zeros(t.size, np.int64)
+        starts = np.stack(
+            [_segment_starts(t, m[:, k], segment, self._outlier_px()) for k in range(2)], 1
+        )
+        self._curve.m = [mk - starts[j] for mk, j in zip(self._curve.m, segment, strict=True)]
+        if self._key is not None:  # placed from the newest samples
+            own = np.flatnonzero(keys == self._key.placed)
+            self._key.m = self._key.m - starts[own[0] if len(own) else segment[-1]]
         self._anchored = True
 
     def _outlier_px(self) -> float:
@@ -702,6 +724,23 @@ def _robust_poly(t: np.ndarray, y: np.ndarray, degree: int, outlier_px: float) -
     if not keep.all() and keep.sum() > degree + 1 and np.ptp(t[keep]) > 0:
         coef = np.polyfit(t[keep], y[keep], degree)
     return coef
+
+
+def _segment_starts(
+    t: np.ndarray, y: np.ndarray, segment: np.ndarray, outlier_px: float
+) -> np.ndarray:
+    """Per segment, where one quadratic through all of ``y`` (each segment offset) is at t=0.
+
+    Samples far off the first fit (``_robust_poly``'s rule) are left out of the second.
+    """
+    n_seg = int(segment.max()) + 1
+    design = np.column_stack([t**2, t, np.eye(n_seg)[segment]])
+    coef = np.linalg.lstsq(design, y, rcond=None)[0]
+    residual = np.abs(y - design @ coef)
+    keep = residual <= max(outlier_px, 3 * 1.4826 * float(np.median(residual)))
+    if not keep.all() and np.linalg.matrix_rank(design[keep]) == design.shape[1]:
+        coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
+    return coef[2:]
 
 
 def _spread(shifts: np.ndarray) -> tuple[float, float]:
