@@ -117,7 +117,11 @@ def test_recording_is_standard_ome_for_zarr_and_tifffile(live_recording):
     assert pixels.channels[0].detector_settings.id == ome.instruments[0].detectors[0].id
     planes = [p for p in pixels.planes if p.the_c == 0]
     assert [p.the_t for p in planes] == list(range(n))
-    assert [p.delta_t for p in planes[:3]] == pytest.approx([0.0, 0.005, 0.010])
+    # the frames' real times: 5 ms apart, or a whole number of exposures where a busy machine
+    # made the camera miss one (CI: 0.0, 0.005, 0.015)
+    steps = np.diff([p.delta_t for p in planes[:10]]) / 0.005
+    assert planes[0].delta_t == 0.0 and np.all(steps >= 0.99)
+    assert np.allclose(steps, np.round(steps), atol=0.01)
     assert all(p.exposure_time == pytest.approx(0.005) for p in planes)
     # the session's record is linked to the image, and names the analysis folder
     [ref] = image.annotation_refs
