@@ -98,13 +98,13 @@ class DisplacementCurve:
         self.t: list[float] = []
         self.m: list[np.ndarray] = []
         self.newest: list[float] = []
-        self.key: list[int] = []  # its keyframe's ``placed``
+        self.key: list[int] = []
 
     def __len__(self) -> int:
         return len(self.t)
 
     def add(self, t: float, m: np.ndarray, newest: float, key: int = 0) -> None:
-        """A sample at time ``t`` (s since the interval start), measured against ``key``."""
+        """A sample at time ``t`` (s since the interval start); ``key``: ``_Keyframe.placed``."""
         k = bisect.bisect_right(self.t, t)
         self.t.insert(k, t)
         self.m.insert(k, np.asarray(m, float))
